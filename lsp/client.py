@@ -23,7 +23,7 @@ from lsp.connection import Connection
 from lsp.errors import ConnectionLost, LSPError
 from lsp.message import MsgType, encode, new_connect
 from lsp.params import Params
-from lsp.reader import ask_loop, read_datagrams
+from lsp.reader import LoopEndpoint, ask_loop, read_datagrams
 
 log = logging.getLogger("lsp")
 
@@ -46,7 +46,7 @@ def new_client(hostport: str, initial_seq_num: int, params: Params | None = None
     return client
 
 
-class Client:
+class Client(LoopEndpoint):
     """Made by `new_client`. Thread-safe. `read()` blocks; `write()` never blocks; `close()`
     blocks until everything written is acknowledged or the server is lost."""
 
@@ -98,23 +98,7 @@ class Client:
     def close(self) -> None:
         """Wait until everything written is acknowledged (or the server is lost), then stop.
         Idempotent; never raises."""
-        index, _, _ = csp.select(csp.Recv(self._close_token), default=True)
-        if index != 0:
-            self._joined.recv()
-            return
-        try:
-            self._request("close", None)
-        except LSPError:
-            pass  # already stopped
-        self._join()
-
-    def _join(self) -> None:
-        self._done.recv()
-        self._sock.close()
-        for thread in self._threads:
-            thread.join()
-        if not self._joined.closed:
-            self._joined.close()
+        self._shut_down()
 
     def _request(self, kind: str, argument) -> None:
         ask_loop(self._requests, self._done, kind, argument, "client")

@@ -1,5 +1,5 @@
-"""The two halves every LSP endpoint shares besides its loop: the socket-reading thread, and
-the request a public method makes of the loop.
+"""What every LSP endpoint shares besides its loop: the socket-reading thread, the request a
+public method makes of the loop, and the idempotent close (`LoopEndpoint`).
 
 The socket-reading half of an LSP endpoint: one thread per socket that blocks on lspnet,
 decodes datagrams, drops malformed ones (never fatal) and hands `(Message, addr)` to the
@@ -49,3 +49,32 @@ def ask_loop(requests: csp.Chan, done: csp.Chan, kind: str, argument, closed_wha
     error, _ = reply.recv()
     if error is not None:
         raise error
+
+
+class LoopEndpoint:
+    """What the client and the server share around their loop: the idempotent close.
+
+    A subclass sets `_requests`, `_done` (closed by the loop when it stops), `_close_token` (a
+    Chan(1) holding one token), `_joined` (closed once every thread is joined), `_sock` and
+    `_threads`, and its loop answers a ("close", None, reply) request when it may stop.
+    """
+
+    def _shut_down(self) -> None:
+        """Ask the loop to finish, then join everything; later callers wait for the first."""
+        index, _, _ = csp.select(csp.Recv(self._close_token), default=True)
+        if index != 0:
+            self._joined.recv()
+            return
+        try:
+            ask_loop(self._requests, self._done, "close", None, "endpoint")
+        except LSPError:
+            pass  # the loop has already stopped (a lost connection, a failed connect)
+        self._join()
+
+    def _join(self) -> None:
+        self._done.recv()
+        self._sock.close()
+        for thread in self._threads:
+            thread.join()
+        if not self._joined.closed:
+            self._joined.close()

@@ -29,7 +29,7 @@ from lsp.connection import Connection
 from lsp.errors import ConnectionLost, LSPError
 from lsp.message import MsgType, encode, new_ack
 from lsp.params import Params
-from lsp.reader import ask_loop, read_datagrams
+from lsp.reader import LoopEndpoint, ask_loop, read_datagrams
 
 log = logging.getLogger("lsp")
 
@@ -48,7 +48,7 @@ class _Lost:
         self.conn_id = conn_id
 
 
-class Server:
+class Server(LoopEndpoint):
     """Made by `new_server`. Thread-safe. `read()` blocks; `write`/`close_conn` never block;
     `close()` blocks until every connection's data is acknowledged or the client is lost."""
 
@@ -93,19 +93,7 @@ class Server:
     def close(self) -> None:
         """Wait until every connection's data is acknowledged or its client lost, then stop.
         Idempotent; never raises."""
-        index, _, _ = csp.select(csp.Recv(self._close_token), default=True)
-        if index != 0:
-            self._joined.recv()
-            return
-        try:
-            self._request("close", None)
-        except LSPError:
-            pass
-        self._done.recv()
-        self._sock.close()
-        for thread in self._threads:
-            thread.join()
-        self._joined.close()
+        self._shut_down()
 
     def _request(self, kind: str, argument) -> None:
         ask_loop(self._requests, self._done, kind, argument, "server")
