@@ -1,0 +1,120 @@
+"""Command line of P1 part B: `python -m miner server|miner|client ...`, the course's three
+programs with their positional arguments and outputs, plus the LSP flags of `python -m lsp`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import typer
+
+import lsp
+from lsp import lspnet
+from lsp.__main__ import ELIM, EMS, MAXBACKOFF, MAXUNACKED, RDROP, VERBOSE, WDROP, WSIZE
+from miner import worker
+from miner.server import MinerServer
+
+app = typer.Typer(add_completion=False,
+                  help="P1 part B: the distributed bitcoin miner (server, miner, client).")
+
+
+def _setup(verbose: bool, rdrop: int, wdrop: int, elim: int, ems: int, wsize: int,
+           maxunacked: int, maxbackoff: int, server_side: bool) -> lsp.Params:
+    if verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(threadName)s %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)
+    if server_side:
+        lspnet.set_server_read_drop_percent(rdrop)
+        lspnet.set_server_write_drop_percent(wdrop)
+    else:
+        lspnet.set_client_read_drop_percent(rdrop)
+        lspnet.set_client_write_drop_percent(wdrop)
+    return lsp.Params(elim, ems, wsize, maxbackoff, maxunacked)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def server(
+    port: int = typer.Argument(..., metavar="PORT", min=0, max=65535, help="UDP port (0: any free one)."),
+    rdrop: int = RDROP, wdrop: int = WDROP, elim: int = ELIM, ems: int = EMS,
+    wsize: int = WSIZE, maxunacked: int = MAXUNACKED, maxbackoff: int = MAXBACKOFF,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Split clients' requests among the miners that join; runs until Ctrl-C."""
+    params = _setup(verbose, rdrop, wdrop, elim, ems, wsize, maxunacked, maxbackoff, True)
+    try:
+        srv = MinerServer(port, params)
+    except OSError as exc:
+        typer.echo(f"Failed to listen on port {port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Server listening on port {srv.port}")
+    sys.stdout.flush()
+    try:
+        srv.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.close()
+
+
+@app.command()
+def miner(
+    hostport: str = typer.Argument(..., metavar="HOST:PORT", help="Server address."),
+    rdrop: int = RDROP, wdrop: int = WDROP, elim: int = ELIM, ems: int = EMS,
+    wsize: int = WSIZE, maxunacked: int = MAXUNACKED, maxbackoff: int = MAXBACKOFF,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Join the server and mine the ranges it sends; exits when the server is lost."""
+    params = _setup(verbose, rdrop, wdrop, elim, ems, wsize, maxunacked, maxbackoff, False)
+    try:
+        conn = worker.connect(hostport, params)
+    except (lsp.LSPError, ValueError) as exc:
+        typer.echo(f"Failed to join with server: {exc}")
+        raise typer.Exit(1)
+    try:
+        worker.mine(conn)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        conn.close()
+
+
+@app.command()
+def client(
+    hostport: str = typer.Argument(..., metavar="HOST:PORT", help="Server address."),
+    message: str = typer.Argument(..., metavar="MESSAGE", help="The message to hash with each nonce."),
+    maxnonce: str = typer.Argument(..., metavar="MAXNONCE", help="The largest nonce to try (from 0)."),
+    rdrop: int = RDROP, wdrop: int = WDROP, elim: int = ELIM, ems: int = EMS,
+    wsize: int = WSIZE, maxunacked: int = MAXUNACKED, maxbackoff: int = MAXBACKOFF,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Print `Result <hash> <nonce>` for the minimum hash over nonces 0..MAXNONCE, or
+    `Disconnected` if the server is lost first."""
+    try:
+        max_nonce = int(maxnonce, 10)
+        if not 0 <= max_nonce < 1 << 64:
+            raise ValueError
+    except ValueError:
+        typer.echo(f"{maxnonce} is not a number.")
+        raise typer.Exit(1)
+    params = _setup(verbose, rdrop, wdrop, elim, ems, wsize, maxunacked, maxbackoff, False)
+    try:
+        conn = worker.connect(hostport, params)
+    except (lsp.LSPError, ValueError) as exc:
+        typer.echo(f"Failed to connect to server: {exc}")
+        raise typer.Exit(1)
+    try:
+        typer.echo(worker.request(conn, message, max_nonce))
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    app(prog_name="python -m miner")
