@@ -1,2 +1,7 @@
-"""raft: P2, the Raft peer (elections, log replication, commit), later persistence and a node
-process. Arrives with issues 6 and 7."""
+"""raft: P2, a Raft peer following the extended paper's Figure 2 (election and log
+replication), talking to its peers only through `peers[j].call(method, args)`."""
+
+from raft.messages import ApplyCommand
+from raft.raft import Raft
+
+__all__ = ["Raft", "ApplyCommand"]

@@ -1,2 +1,14 @@
 """rpc: a Go `net/rpc` analogue over TCP (length-prefixed JSON, registered dataclasses) and
-`simnet`, the course's simulated lossy network for tests. Arrives with issue 6 (P2)."""
+`simnet`, the course's simulated lossy network for tests.
+
+    @rpc.register                 a dataclass that may travel
+    rpc.Server(), rpc.dial(...)   TCP server and client (rpc.server, rpc.client)
+    rpc.simnet                    the simulated network the Raft tests use
+"""
+
+from rpc.codec import register
+from rpc.errors import (CallTimeout, ConnectionLost, EncodeError, FrameError, RemoteError,
+                        RPCError)
+
+__all__ = ["register", "RPCError", "CallTimeout", "ConnectionLost", "RemoteError",
+           "EncodeError", "FrameError"]

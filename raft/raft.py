@@ -1,0 +1,310 @@
+"""A Raft peer (the extended paper's Figure 2): leader election and log replication.
+
+Threads (P is `me`):
+    raft-P/ticker    sleeps until the next deadline: the election timeout (followers and
+                     candidates) or the next heartbeat (leaders); starts elections and sends
+                     heartbeats.
+    raft-P/applier   waits for commitIndex to pass lastApplied, then sends the newly committed
+                     entries on apply_ch in order, WITHOUT holding the lock (the tester's reader
+                     may be blocked on put_command, which needs it).
+    raft-P/rpc       one short-lived thread per outgoing RPC (a vote request, an append), so a
+                     slow or dead link delays nothing else; it takes the lock only to build the
+                     arguments and to apply the reply, and changes nothing once the peer is
+                     stopped or its term has moved on.
+All state is guarded by one mutex (the handout allows it in raft/): current_term, voted_for,
+log, commit_index, last_applied, role, next_index, match_index, the election deadline. The
+incoming handlers `request_vote` and `append_entries` run on the caller's thread, take the lock
+briefly and never wait on apply_ch.
+
+`stop()` joins the ticker and the applier; RPCs already on the wire finish on their own threads
+(a simulated link may hold one for seconds) and, the peer being stopped, change nothing.
+
+Timing: heartbeats every `heartbeat_seconds` (0.11 s: at most 10 per second per follower, as
+the handout requires); election timeouts drawn uniformly from `election_timeout_seconds`
+(0.4-0.8 s: several heartbeats long, so a live leader is not deposed, and short enough for a
+new leader well within the 5 s the handout allows, split votes included).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+import csp
+from rpc import codec
+from raft import rules
+from raft.messages import (AppendEntriesArgs, AppendEntriesReply, ApplyCommand, LogEntry,
+                           RequestVoteArgs, RequestVoteReply)
+
+log = logging.getLogger("raft")
+
+FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
+
+
+class Raft:
+    def __init__(self, peers: list, me: int, apply_ch: csp.Chan, *, persister=None,
+                 heartbeat_seconds: float = 0.11,
+                 election_timeout_seconds: tuple[float, float] = (0.4, 0.8),
+                 seed: int | None = None) -> None:
+        """Returns at once; the peer's threads run in the background. `persister`, if given,
+        has `save_raft_state(bytes)` and `read_raft_state() -> bytes` (MIT's Persister):
+        current_term, voted_for and the log are saved before any reply or RPC depends on
+        them, and read back here."""
+        self._peers = peers
+        self._me = me
+        self._apply_ch = apply_ch
+        self._persister = persister
+        self._heartbeat_seconds = heartbeat_seconds
+        self._timeout_range = election_timeout_seconds
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._commit_changed = threading.Condition(self._lock)
+        self._wake_ticker = threading.Condition(self._lock)
+        self._stopped = False
+        self._stop_ch = csp.Chan()
+        # Figure 2's state.
+        self._current_term = 0
+        self._voted_for: int | None = None
+        self._log: list[LogEntry] = [LogEntry(0, None)]
+        self._commit_index = 0
+        self._last_applied = 0
+        self._role = FOLLOWER
+        self._next_index: list[int] = []
+        self._match_index: list[int] = []
+        self._votes = 0
+        self._election_deadline = 0.0
+        self._next_heartbeat = 0.0
+        self._restore()
+        with self._lock:
+            self._reset_election_deadline()
+        self._threads = [csp.go(self._ticker, name=f"raft-{me}/ticker"),
+                         csp.go(self._applier, name=f"raft-{me}/applier")]
+
+    # ---- the tester's API -------------------------------------------------------------------
+
+    def get_state(self) -> tuple[int, int, bool]:
+        """(me, current term, whether this peer believes it is the leader). Thread-safe."""
+        with self._lock:
+            return self._me, self._current_term, self._role == LEADER
+
+    def put_command(self, command) -> tuple[int, int, bool]:
+        """On the leader: append `command` and start replicating it; returns at once with the
+        index it will have if ever committed. Elsewhere: (-1, term, False)."""
+        with self._lock:
+            if self._role != LEADER or self._stopped:
+                return -1, self._current_term, False
+            self._log.append(LogEntry(self._current_term, command))
+            self._persist()
+            index = len(self._log) - 1
+            self._match_index[self._me] = index
+            term = self._current_term
+            self._replicate_to_all()
+            return index, term, True
+
+    def stop(self) -> None:
+        """Stops the peer: afterwards it sends and applies nothing. Idempotent; joins the
+        ticker and the applier; never closes apply_ch."""
+        with self._lock:
+            if not self._stopped:
+                self._stopped = True
+                self._stop_ch.close()
+                self._commit_changed.notify_all()
+                self._wake_ticker.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    # ---- incoming RPCs ------------------------------------------------------------------------
+
+    def request_vote(self, args: RequestVoteArgs) -> RequestVoteReply:
+        with self._lock:
+            was_term = self._current_term
+            term, voted_for, granted = rules.decide_vote(self._current_term, self._voted_for,
+                                                         self._log, args)
+            if term > was_term:
+                self._become_follower(term)
+            if (term, voted_for) != (was_term, self._voted_for):
+                self._voted_for = voted_for
+                self._persist()
+            if granted:
+                self._reset_election_deadline()
+            return RequestVoteReply(self._current_term, granted)
+
+    def append_entries(self, args: AppendEntriesArgs) -> AppendEntriesReply:
+        with self._lock:
+            if args.term < self._current_term:
+                return AppendEntriesReply(self._current_term, False)
+            if args.term > self._current_term or self._role != FOLLOWER:
+                self._become_follower(args.term)
+            self._reset_election_deadline()
+            new_log, reply = rules.accept_entries(self._log, args, self._current_term)
+            if new_log is not self._log:
+                self._log = new_log
+                self._persist()
+            if reply.success:
+                last_new = args.prev_log_index + len(args.entries)
+                commit = rules.follower_commit_index(self._commit_index, args.leader_commit,
+                                                     last_new)
+                self._set_commit_index(commit)
+            return reply
+
+    # ---- elections and replication (under the lock unless said) -------------------------------
+
+    def _reset_election_deadline(self) -> None:
+        low, high = self._timeout_range
+        self._election_deadline = time.monotonic() + self._random.uniform(low, high)
+
+    def _become_follower(self, term: int) -> None:
+        if term > self._current_term:
+            self._current_term = term
+            self._voted_for = None
+            self._persist()
+        if self._role != FOLLOWER:
+            log.debug("raft-%d: follower in term %d", self._me, term)
+            self._wake_ticker.notify_all()
+        self._role = FOLLOWER
+
+    def _start_election(self) -> None:
+        self._role = CANDIDATE
+        self._current_term += 1
+        self._voted_for = self._me
+        self._persist()
+        self._votes = 1
+        self._reset_election_deadline()
+        last_index, last_term = rules.last_index_and_term(self._log)
+        args = RequestVoteArgs(self._current_term, self._me, last_index, last_term)
+        log.debug("raft-%d: candidate in term %d", self._me, self._current_term)
+        if self._votes * 2 > len(self._peers):
+            self._become_leader()
+            return
+        for peer in range(len(self._peers)):
+            if peer != self._me:
+                csp.go(self._ask_vote, peer, args, name=f"raft-{self._me}/rpc")
+
+    def _ask_vote(self, peer: int, args: RequestVoteArgs) -> None:
+        reply = self._peers[peer].call("request_vote", args)
+        if reply is None:
+            return
+        with self._lock:
+            if self._stopped:
+                return
+            if reply.term > self._current_term:
+                self._become_follower(reply.term)
+                return
+            if (self._role != CANDIDATE or self._current_term != args.term
+                    or not reply.vote_granted):
+                return
+            self._votes += 1
+            if self._votes * 2 > len(self._peers):
+                self._become_leader()
+
+    def _become_leader(self) -> None:
+        log.debug("raft-%d: leader in term %d", self._me, self._current_term)
+        self._role = LEADER
+        self._next_index = [len(self._log)] * len(self._peers)
+        self._match_index = [0] * len(self._peers)
+        self._match_index[self._me] = len(self._log) - 1
+        self._replicate_to_all()
+
+    def _replicate_to_all(self) -> None:
+        """Send every follower an AppendEntries (a heartbeat if it is up to date) now."""
+        self._next_heartbeat = time.monotonic() + self._heartbeat_seconds
+        self._wake_ticker.notify_all()
+        for peer in range(len(self._peers)):
+            if peer != self._me:
+                csp.go(self._replicate, peer, self._current_term, name=f"raft-{self._me}/rpc")
+
+    def _replicate(self, peer: int, term: int) -> None:
+        """One AppendEntries to `peer` for `term`, retried at once while rejections back the
+        follower's next index up (fast backup)."""
+        while True:
+            with self._lock:
+                if self._stopped or self._role != LEADER or self._current_term != term:
+                    return
+                prev = self._next_index[peer] - 1
+                args = AppendEntriesArgs(term, self._me, prev, self._log[prev].term,
+                                         self._log[prev + 1:], self._commit_index)
+            reply = self._peers[peer].call("append_entries", args)
+            if reply is None:
+                return
+            with self._lock:
+                if self._stopped:
+                    return
+                if reply.term > self._current_term:
+                    self._become_follower(reply.term)
+                    return
+                if self._role != LEADER or self._current_term != term:
+                    return
+                if reply.success:
+                    match = prev + len(args.entries)
+                    if match > self._match_index[peer]:
+                        self._match_index[peer] = match
+                    self._next_index[peer] = max(self._next_index[peer], match + 1)
+                    self._set_commit_index(rules.leader_commit_index(
+                        self._log, self._match_index, term, self._commit_index))
+                    return
+                if self._next_index[peer] != prev + 1:
+                    return   # another reply moved it meanwhile; that one carries on
+                self._next_index[peer] = rules.next_index_after_rejection(
+                    self._log, reply, self._next_index[peer])
+
+    def _set_commit_index(self, index: int) -> None:
+        if index > self._commit_index:
+            self._commit_index = min(index, len(self._log) - 1)
+            self._commit_changed.notify_all()
+
+    # ---- the threads --------------------------------------------------------------------------
+
+    def _ticker(self) -> None:
+        with self._lock:
+            while not self._stopped:
+                now = time.monotonic()
+                if self._role == LEADER:
+                    if now >= self._next_heartbeat:
+                        self._replicate_to_all()
+                    deadline = self._next_heartbeat
+                else:
+                    if now >= self._election_deadline:
+                        self._start_election()
+                        continue
+                    deadline = self._election_deadline
+                self._wake_ticker.wait(max(deadline - time.monotonic(), 0.001))
+
+    def _applier(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stopped and self._last_applied >= self._commit_index:
+                    self._commit_changed.wait()
+                if self._stopped:
+                    return
+                first = self._last_applied + 1
+                batch = [ApplyCommand(index, self._log[index].command)
+                         for index in range(first, self._commit_index + 1)]
+            for command in batch:
+                index, _, _ = csp.select(csp.Send(self._apply_ch, command),
+                                         csp.Recv(self._stop_ch))
+                if index == 1:
+                    return
+                with self._lock:
+                    self._last_applied = command.index
+
+    # ---- persistence ---------------------------------------------------------------------------
+
+    def _persist(self) -> None:
+        if self._persister is not None:
+            self._persister.save_raft_state(codec.dumps(
+                {"term": self._current_term, "voted_for": self._voted_for,
+                 "log": self._log[1:]}))
+
+    def _restore(self) -> None:
+        if self._persister is None:
+            return
+        data = self._persister.read_raft_state()
+        if not data:
+            return
+        state = codec.loads(data)
+        self._current_term = state["term"]
+        self._voted_for = state["voted_for"]
+        self._log = [LogEntry(0, None)] + list(state["log"])

@@ -1,0 +1,102 @@
+"""Figure 2's rules as pure functions on plain values: no locks, threads, clocks or network.
+`raft.raft.Raft` holds the state and applies them under its lock.
+
+A log is a list whose item 0 is a sentinel entry of term 0, so entry i sits at log[i] and
+indices start at 1, as the course's do.
+"""
+
+from __future__ import annotations
+
+from raft.messages import AppendEntriesArgs, AppendEntriesReply, LogEntry, RequestVoteArgs
+
+
+def last_index_and_term(log: list[LogEntry]) -> tuple[int, int]:
+    return len(log) - 1, log[-1].term
+
+
+def candidate_is_up_to_date(candidate_last_term: int, candidate_last_index: int,
+                            my_last_term: int, my_last_index: int) -> bool:
+    """Section 5.4.1: the later last term wins; with equal terms, the longer log."""
+    if candidate_last_term != my_last_term:
+        return candidate_last_term > my_last_term
+    return candidate_last_index >= my_last_index
+
+
+def decide_vote(current_term: int, voted_for: int | None, log: list[LogEntry],
+                args: RequestVoteArgs) -> tuple[int, int | None, bool]:
+    """RequestVote receiver: (term, voted_for, granted) after seeing `args`.
+    A newer term resets the vote; a vote goes once per term, to an up-to-date candidate."""
+    if args.term < current_term:
+        return current_term, voted_for, False
+    if args.term > current_term:
+        current_term, voted_for = args.term, None
+    my_last_index, my_last_term = last_index_and_term(log)
+    granted = (voted_for in (None, args.candidate_id) and candidate_is_up_to_date(
+        args.last_log_term, args.last_log_index, my_last_term, my_last_index))
+    return current_term, (args.candidate_id if granted else voted_for), granted
+
+
+def accept_entries(log: list[LogEntry], args: AppendEntriesArgs,
+                   current_term: int) -> tuple[list[LogEntry], AppendEntriesReply]:
+    """AppendEntries receiver steps 2-4, for `args.term >= current_term` (the caller has
+    already adopted the term): the new log and the reply. Rejects when the log has no entry at
+    prevLogIndex whose term matches prevLogTerm; otherwise truncates only at the first
+    conflicting entry (a stale, reordered AppendEntries never removes entries it agrees with)
+    and appends the entries not already present."""
+    prev = args.prev_log_index
+    if prev >= len(log):
+        return log, AppendEntriesReply(current_term, False, 0, len(log))
+    if log[prev].term != args.prev_log_term:
+        conflict_term = log[prev].term
+        first = prev
+        while first > 1 and log[first - 1].term == conflict_term:
+            first -= 1
+        return log, AppendEntriesReply(current_term, False, conflict_term, first)
+    for offset, entry in enumerate(args.entries):
+        index = prev + 1 + offset
+        if index < len(log):
+            if log[index].term == entry.term:
+                continue
+            log = log[:index]   # the first conflict: drop it and all that follow
+        log = log + list(args.entries[offset:])
+        break
+    return log, AppendEntriesReply(current_term, True)
+
+
+def follower_commit_index(commit_index: int, leader_commit: int, last_new_index: int) -> int:
+    """Step 5: min(leaderCommit, index of the last new entry), never backwards."""
+    return max(commit_index, min(leader_commit, last_new_index))
+
+
+def leader_commit_index(log: list[LogEntry], match_indexes: list[int], current_term: int,
+                        commit_index: int) -> int:
+    """The largest N > commitIndex replicated on a majority (match_indexes includes the
+    leader's own last index) with log[N].term == currentTerm: replicas of an older term's
+    entry are never counted toward committing it (section 5.4.2, Figure 8)."""
+    ordered = sorted(match_indexes, reverse=True)
+    majority_index = ordered[len(match_indexes) // 2]
+    for n in range(majority_index, commit_index, -1):
+        if log[n].term == current_term:
+            return n
+        if log[n].term < current_term:
+            break
+    return commit_index
+
+
+def next_index_after_rejection(log: list[LogEntry], reply: AppendEntriesReply,
+                               next_index: int) -> int:
+    """Fast backup: skip a whole conflicting term at a time. If the leader has entries of the
+    follower's conflicting term, retry just after its last one; otherwise from the follower's
+    first index of that term (or its log end when its log was too short). Always moves back
+    by at least one and never below 1."""
+    if reply.conflict_term == 0:
+        candidate = reply.conflict_index
+    else:
+        candidate = reply.conflict_index
+        for index in range(len(log) - 1, 0, -1):
+            if log[index].term == reply.conflict_term:
+                candidate = index + 1
+                break
+            if log[index].term < reply.conflict_term:
+                break
+    return max(1, min(candidate, next_index - 1))

@@ -1,0 +1,19 @@
+"""`make_config(n, unreliable)`: a tester config that is cleaned up after the test."""
+
+import pytest
+
+from tests.raft.config import Config
+
+
+@pytest.fixture
+def make_config():
+    configs = []
+
+    def make(n: int, unreliable: bool = False, seed=None) -> Config:
+        config = Config(n, unreliable, seed)
+        configs.append(config)
+        return config
+
+    yield make
+    for config in configs:
+        config.cleanup()
