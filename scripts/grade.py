@@ -42,7 +42,20 @@ PROJECTS: dict[str, tuple[str, list[tuple[str, list[str], int]]]] = {
              ["tests/miner/test_scheduler.py"], 6),
             ("miner: end to end (kill -9, lost client, fairness, 20% loss)",
              ["tests/miner/test_end_to_end.py"], 10)]),
-    "p2": ("P2: Raft", []),
+    "p2": ("P2: Raft (the course's split: part A 45, part B 145, spread over the tests)", [
+        *((f"A {name}", [f"tests/raft/{path}::test_{name}"], 9) for path, name in (
+            ("test_raft_course.py", "initial_election_2a"),
+            ("test_raft_course.py", "re_election_2a"),
+            ("test_raft_mit.py", "initial_election_terms_2a"),
+            ("test_raft_mit.py", "re_election_full_2a"),
+            ("test_raft_mit.py", "many_elections_2a"))),
+        *((f"B {name}", [f"tests/raft/test_raft_course.py::test_{name}"], 20) for name in (
+            "basic_agree_2b", "fail_agree_2b", "fail_no_agree_2b",
+            "concurrent_put_commands_2b")),
+        *((f"B {name}", [f"tests/raft/test_raft_mit.py::test_{name}"], 13) for name in (
+            "rejoin_2b", "backup_2b", "count_2b", "rpc_bytes_2b",
+            "leader_failure_no_majority_2b")),
+    ]),
     "p3": ("P3: actors, geo-replicated store, CMUD", []),
 }
 
