@@ -29,7 +29,7 @@ def scan(data: str, lower: int, upper: int) -> tuple[int, int]:
     Why it looks like this: the prefix `data + " "` is hashed once and its state copied per
     nonce; nonces are formatted with bytes %-formatting; digests are compared as bytes (for
     equal lengths, byte order is big-endian numeric order) and only the winner becomes an int.
-    A strict `<` keeps the smallest nonce among equal hashes."""
+    Nonces go up, so a later digest equal in its first 8 bytes (the hash) never wins."""
     if lower > upper:
         raise ValueError(f"empty range {lower}..{upper}")
     copy = hashlib.sha256(f"{data} ".encode()).copy
@@ -39,7 +39,7 @@ def scan(data: str, lower: int, upper: int) -> tuple[int, int]:
         state = copy()
         state.update(b"%d" % nonce)
         digest = state.digest()
-        if digest < best:
+        if digest < best and digest[:8] != best[:8]:   # a tie on the hash keeps the earlier
             best = digest
             best_nonce = nonce
     return int.from_bytes(best[:8], "big"), best_nonce
