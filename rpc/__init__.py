@@ -6,9 +6,11 @@
     rpc.simnet                    the simulated network the Raft tests use
 """
 
+from rpc.client import Call, Client, dial
 from rpc.codec import register
 from rpc.errors import (CallTimeout, ConnectionLost, EncodeError, FrameError, RemoteError,
                         RPCError)
+from rpc.server import Server
 
-__all__ = ["register", "RPCError", "CallTimeout", "ConnectionLost", "RemoteError",
-           "EncodeError", "FrameError"]
+__all__ = ["register", "Server", "dial", "Client", "Call", "RPCError", "CallTimeout",
+           "ConnectionLost", "RemoteError", "EncodeError", "FrameError"]

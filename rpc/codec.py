@@ -108,17 +108,25 @@ def from_wire(data):
 
 
 def dumps(value) -> bytes:
-    """`value` as UTF-8 JSON bytes (no length prefix)."""
-    return json.dumps(to_wire(value), separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=True).encode()
+    """`value` as UTF-8 JSON bytes (no length prefix); EncodeError for what is not carried
+    (including text that is not valid Unicode and nesting too deep to encode)."""
+    try:
+        return json.dumps(to_wire(value), separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=True).encode()
+    except RecursionError:
+        raise EncodeError("value nested too deeply") from None
+    except UnicodeEncodeError as exc:
+        raise EncodeError(f"text is not valid Unicode: {exc}") from None
 
 
 def loads(payload: bytes):
+    """The value in UTF-8 JSON `payload`; FrameError for anything malformed."""
     try:
-        data = json.loads(payload)
+        return from_wire(json.loads(payload.decode("utf-8")))
+    except RecursionError:
+        raise FrameError("JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise FrameError(f"not UTF-8 JSON: {exc}") from None
-    return from_wire(data)
 
 
 def copy(value):
