@@ -33,7 +33,6 @@ import threading
 import time
 
 import csp
-from rpc import codec
 from raft import rules
 from raft.messages import (AppendEntriesArgs, AppendEntriesReply, ApplyCommand, LogEntry,
                            RequestVoteArgs, RequestVoteReply)
@@ -48,10 +47,9 @@ class Raft:
                  heartbeat_seconds: float = 0.11,
                  election_timeout_seconds: tuple[float, float] = (0.4, 0.8),
                  seed: int | None = None) -> None:
-        """Returns at once; the peer's threads run in the background. `persister`, if given,
-        has `save_raft_state(bytes)` and `read_raft_state() -> bytes` (MIT's Persister):
-        current_term, voted_for and the log are saved before any reply or RPC depends on
-        them, and read back here."""
+        """Returns at once; the peer's threads run in the background. `persister`, if given
+        (see raft.persister), keeps current_term, voted_for and the log: they are saved and
+        synced before any reply or RPC depends on them, and read back here."""
         self._peers = peers
         self._me = me
         self._apply_ch = apply_ch
@@ -76,6 +74,8 @@ class Raft:
         self._votes = 0
         self._election_deadline = 0.0
         self._next_heartbeat = 0.0
+        self._synced_index = 0   # the log is durable up to here
+        self._unsynced = False   # something was saved since the last sync
         self._restore()
         with self._lock:
             self._reset_election_deadline()
@@ -96,9 +96,8 @@ class Raft:
             if self._role != LEADER or self._stopped:
                 return -1, self._current_term, False
             self._log.append(LogEntry(self._current_term, command))
-            self._persist()
             index = len(self._log) - 1
-            self._match_index[self._me] = index
+            self._save_log(index)   # synced (and counted for the majority) before it is sent
             term = self._current_term
             self._replicate_to_all()
             return index, term, True
@@ -127,9 +126,10 @@ class Raft:
                 self._become_follower(term)
             if (term, voted_for) != (was_term, self._voted_for):
                 self._voted_for = voted_for
-                self._persist()
+                self._save_state()
             if granted:
                 self._reset_election_deadline()
+            self._sync()
             return RequestVoteReply(self._current_term, granted)
 
     def append_entries(self, args: AppendEntriesArgs) -> AppendEntriesReply:
@@ -139,10 +139,16 @@ class Raft:
             if args.term > self._current_term or self._role != FOLLOWER:
                 self._become_follower(args.term)
             self._reset_election_deadline()
-            new_log, reply = rules.accept_entries(self._log, args, self._current_term)
-            if new_log is not self._log:
+            old_log = self._log
+            new_log, reply = rules.accept_entries(old_log, args, self._current_term)
+            if new_log is not old_log:
+                first = args.prev_log_index + 1   # the first entry that changed
+                while (first < len(old_log) and first < len(new_log)
+                       and old_log[first] is new_log[first]):
+                    first += 1
                 self._log = new_log
-                self._persist()
+                self._save_log(first)
+            self._sync()
             if reply.success:
                 last_new = args.prev_log_index + len(args.entries)
                 commit = rules.follower_commit_index(self._commit_index, args.leader_commit,
@@ -160,7 +166,7 @@ class Raft:
         if term > self._current_term:
             self._current_term = term
             self._voted_for = None
-            self._persist()
+            self._save_state()
         if self._role != FOLLOWER:
             log.debug("raft-%d: follower in term %d", self._me, term)
             self._wake_ticker.notify_all()
@@ -170,7 +176,8 @@ class Raft:
         self._role = CANDIDATE
         self._current_term += 1
         self._voted_for = self._me
-        self._persist()
+        self._save_state()
+        self._sync()
         self._votes = 1
         self._reset_election_deadline()
         last_index, last_term = rules.last_index_and_term(self._log)
@@ -205,13 +212,15 @@ class Raft:
         self._role = LEADER
         self._next_index = [len(self._log)] * len(self._peers)
         self._match_index = [0] * len(self._peers)
-        self._match_index[self._me] = len(self._log) - 1
+        self._match_index[self._me] = self._synced_index
         self._replicate_to_all()
 
     def _replicate_to_all(self) -> None:
         """Send every follower an AppendEntries (a heartbeat if it is up to date) now."""
         self._next_heartbeat = time.monotonic() + self._heartbeat_seconds
         self._wake_ticker.notify_all()
+        if len(self._peers) == 1:
+            self._sync()   # alone, its own durable log is the majority
         for peer in range(len(self._peers)):
             if peer != self._me:
                 csp.go(self._replicate, peer, self._current_term, name=f"raft-{self._me}/rpc")
@@ -223,6 +232,7 @@ class Raft:
             with self._lock:
                 if self._stopped or self._role != LEADER or self._current_term != term:
                     return
+                self._sync()   # the leader's own entries are durable before it sends them
                 prev = self._next_index[peer] - 1
                 args = AppendEntriesArgs(term, self._me, prev, self._log[prev].term,
                                          self._log[prev + 1:], self._commit_index)
@@ -290,21 +300,36 @@ class Raft:
                 with self._lock:
                     self._last_applied = command.index
 
-    # ---- persistence ---------------------------------------------------------------------------
+    # ---- persistence (under the lock) ---------------------------------------------------------
 
-    def _persist(self) -> None:
+    def _save_state(self) -> None:
+        self._unsynced = True
         if self._persister is not None:
-            self._persister.save_raft_state(codec.dumps(
-                {"term": self._current_term, "voted_for": self._voted_for,
-                 "log": self._log[1:]}))
+            self._persister.save_state(self._current_term, self._voted_for)
+
+    def _save_log(self, first_index: int) -> None:
+        """log[first_index:] replaced what was persisted from first_index on."""
+        self._synced_index = min(self._synced_index, first_index - 1)
+        self._unsynced = True
+        if self._persister is not None:
+            self._persister.save_log(first_index, self._log[first_index:])
+
+    def _sync(self) -> None:
+        """Everything saved so far is durable; as leader, counts its own log toward commits."""
+        if not self._unsynced:
+            return
+        if self._persister is not None:
+            self._persister.sync()
+        self._unsynced = False
+        last = self._synced_index = len(self._log) - 1
+        if self._role == LEADER:
+            self._match_index[self._me] = last
+            self._set_commit_index(rules.leader_commit_index(
+                self._log, self._match_index, self._current_term, self._commit_index))
 
     def _restore(self) -> None:
         if self._persister is None:
             return
-        data = self._persister.read_raft_state()
-        if not data:
-            return
-        state = codec.loads(data)
-        self._current_term = state["term"]
-        self._voted_for = state["voted_for"]
-        self._log = [LogEntry(0, None)] + list(state["log"])
+        self._current_term, self._voted_for, entries = self._persister.load()
+        self._log = [LogEntry(0, None)] + list(entries)
+        self._synced_index = len(self._log) - 1

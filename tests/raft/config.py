@@ -19,6 +19,7 @@ import time
 
 import csp
 from raft import Raft
+from raft.persister import MemoryPersister
 from rpc import simnet
 
 RAFT_ELECTION_TIMEOUT_SECONDS = 1.0
@@ -38,6 +39,7 @@ class Config:
         self.connected = [False] * n
         self.end_names: list[list[str]] = [[""] * n for _ in range(n)]
         self.logs: list[dict[int, int]] = [{} for _ in range(n)]
+        self.saved: list[MemoryPersister | None] = [None] * n
         self.apply_error: str | None = None
         self._lock = threading.Lock()
         self._readers: list[tuple[csp.Chan, threading.Thread] | None] = [None] * n
@@ -50,6 +52,7 @@ class Config:
     # ---- peers --------------------------------------------------------------------------------
 
     def start1(self, i: int) -> None:
+        """(Re)start peer i on what it persisted (a blank one the first time)."""
         self.crash1(i)
         self.end_names[i] = [_random_name() for _ in range(self.n)]
         ends = []
@@ -63,19 +66,24 @@ class Config:
         done = csp.Chan()
         reader = csp.go(self._read_applies, i, apply_ch, done, name=f"raft-tester/applier-{i}")
         self._readers[i] = (done, reader)
-        raft = Raft(ends, i, apply_ch)
+        # A fresh persister holding the last persisted state, so that the old instance, were it
+        # still running somewhere, could not overwrite the new one's (as MIT's tester does).
+        self.saved[i] = self.saved[i].copy() if self.saved[i] is not None else MemoryPersister()
+        raft = Raft(ends, i, apply_ch, persister=self.saved[i])
         self.rafts[i] = raft
         server = simnet.Server()
         server.add_service(raft, "Raft")
         self.net.add_server(str(i), server)
 
     def crash1(self, i: int) -> None:
+        """Stop peer i, keeping (a copy of) what it persisted."""
         self.disconnect(i)
         self.net.delete_server(str(i))
         raft = self.rafts[i]
         if raft is not None:
             raft.stop()
             self.rafts[i] = None
+            self.saved[i] = self.saved[i].copy()
         reader = self._readers[i]
         if reader is not None:
             reader[0].close()
