@@ -169,6 +169,9 @@ class Raft:
             self._save_state()
         if self._role != FOLLOWER:
             log.debug("raft-%d: follower in term %d", self._me, term)
+            # A fresh timeout: the old deadline has passed (a leader never reset it), and
+            # standing for election at once would depose the leader that just outran us.
+            self._reset_election_deadline()
             self._wake_ticker.notify_all()
         self._role = FOLLOWER
 
