@@ -72,6 +72,8 @@ class Raft:
         self._next_index: list[int] = []
         self._match_index: list[int] = []
         self._votes = 0
+        self._sending: list[bool] = []   # leader: a sender of new entries is on its way
+        self._resend: list[bool] = []    # leader: new entries came while it was
         self._election_deadline = 0.0
         self._next_heartbeat = 0.0
         self._synced_index = 0   # the log is durable up to here
@@ -99,7 +101,7 @@ class Raft:
             index = len(self._log) - 1
             self._save_log(index)   # synced (and counted for the majority) before it is sent
             term = self._current_term
-            self._replicate_to_all()
+            self._replicate_new_entries()
             return index, term, True
 
     def stop(self) -> None:
@@ -139,14 +141,10 @@ class Raft:
             if args.term > self._current_term or self._role != FOLLOWER:
                 self._become_follower(args.term)
             self._reset_election_deadline()
-            old_log = self._log
-            new_log, reply = rules.accept_entries(old_log, args, self._current_term)
-            if new_log is not old_log:
-                first = args.prev_log_index + 1   # the first entry that changed
-                while (first < len(old_log) and first < len(new_log)
-                       and old_log[first] is new_log[first]):
-                    first += 1
-                self._log = new_log
+            reply, first, offset = rules.plan_append(self._log, args, self._current_term)
+            if first is not None:
+                del self._log[first:]
+                self._log.extend(args.entries[offset:])
                 self._save_log(first)
             self._sync()
             if reply.success:
@@ -216,39 +214,73 @@ class Raft:
         self._next_index = [len(self._log)] * len(self._peers)
         self._match_index = [0] * len(self._peers)
         self._match_index[self._me] = self._synced_index
+        self._sending = [False] * len(self._peers)
+        self._resend = [False] * len(self._peers)
         self._replicate_to_all()
 
     def _replicate_to_all(self) -> None:
-        """Send every follower an AppendEntries (a heartbeat if it is up to date) now."""
+        """Heartbeat: send every follower an AppendEntries now (with whatever entries it
+        lacks), whether or not another one is on its way."""
         self._next_heartbeat = time.monotonic() + self._heartbeat_seconds
         self._wake_ticker.notify_all()
         if len(self._peers) == 1:
             self._sync()   # alone, its own durable log is the majority
         for peer in range(len(self._peers)):
             if peer != self._me:
-                csp.go(self._replicate, peer, self._current_term, name=f"raft-{self._me}/rpc")
+                csp.go(self._replicate, peer, self._current_term, False,
+                       name=f"raft-{self._me}/rpc")
 
-    def _replicate(self, peer: int, term: int) -> None:
-        """One AppendEntries to `peer` for `term`, retried at once while rejections back the
-        follower's next index up (fast backup)."""
+    def _replicate_new_entries(self) -> None:
+        """New entries: each follower gets them at once, but through at most one sender at a
+        time; entries arriving while it waits for a reply go in its next AppendEntries
+        (batching under load, no waiting for a tick when idle)."""
+        if len(self._peers) == 1:
+            self._sync()
+        for peer in range(len(self._peers)):
+            if peer == self._me:
+                continue
+            if self._sending[peer]:
+                self._resend[peer] = True
+            else:
+                self._sending[peer] = True
+                csp.go(self._replicate, peer, self._current_term, True,
+                       name=f"raft-{self._me}/rpc")
+
+    def _sender_done(self, peer: int, term: int, owns_sender: bool) -> bool:
+        """At every point where _replicate would stop: True if it should instead send again
+        (it is the follower's sender and new entries came meanwhile); otherwise it gives up
+        the sender role in the same critical section, so no new entry is left unsent."""
+        if not owns_sender:
+            return False
+        if (self._resend[peer] and not self._stopped and self._role == LEADER
+                and self._current_term == term):
+            self._resend[peer] = False
+            return True
+        self._sending[peer] = False
+        return False
+
+    def _replicate(self, peer: int, term: int, owns_sender: bool) -> None:
+        """AppendEntries to `peer` for `term`, again at once while rejections back the
+        follower's next index up (fast backup) or, as its sender, while new entries wait."""
         while True:
             with self._lock:
                 if self._stopped or self._role != LEADER or self._current_term != term:
+                    self._sender_done(peer, term, owns_sender)
                     return
                 self._sync()   # the leader's own entries are durable before it sends them
                 prev = self._next_index[peer] - 1
                 args = AppendEntriesArgs(term, self._me, prev, self._log[prev].term,
                                          self._log[prev + 1:], self._commit_index)
             reply = self._peers[peer].call("append_entries", args)
-            if reply is None:
-                return
             with self._lock:
-                if self._stopped:
+                if reply is None or self._stopped:
+                    if owns_sender:   # lost: the next heartbeat retries; no hot loop here
+                        self._sending[peer] = self._resend[peer] = False
                     return
                 if reply.term > self._current_term:
                     self._become_follower(reply.term)
-                    return
                 if self._role != LEADER or self._current_term != term:
+                    self._sender_done(peer, term, owns_sender)
                     return
                 if reply.success:
                     match = prev + len(args.entries)
@@ -257,9 +289,14 @@ class Raft:
                     self._next_index[peer] = max(self._next_index[peer], match + 1)
                     self._set_commit_index(rules.leader_commit_index(
                         self._log, self._match_index, term, self._commit_index))
+                    if self._sender_done(peer, term, owns_sender):
+                        continue
                     return
                 if self._next_index[peer] != prev + 1:
-                    return   # another reply moved it meanwhile; that one carries on
+                    # Another reply moved it meanwhile; that sender carries on.
+                    if self._sender_done(peer, term, owns_sender):
+                        continue
+                    return
                 self._next_index[peer] = rules.next_index_after_rejection(
                     self._log, reply, self._next_index[peer])
 

@@ -36,31 +36,41 @@ def decide_vote(current_term: int, voted_for: int | None, log: list[LogEntry],
     return current_term, (args.candidate_id if granted else voted_for), granted
 
 
-def accept_entries(log: list[LogEntry], args: AppendEntriesArgs,
-                   current_term: int) -> tuple[list[LogEntry], AppendEntriesReply]:
+def plan_append(log: list[LogEntry], args: AppendEntriesArgs,
+                current_term: int) -> tuple[AppendEntriesReply, int | None, int]:
     """AppendEntries receiver steps 2-4, for `args.term >= current_term` (the caller has
-    already adopted the term): the new log and the reply. Rejects when the log has no entry at
-    prevLogIndex whose term matches prevLogTerm; otherwise truncates only at the first
-    conflicting entry (a stale, reordered AppendEntries never removes entries it agrees with)
-    and appends the entries not already present."""
+    already adopted the term), as an edit rather than a new log, so that applying it costs
+    what the message carries, not the log's length: (reply, first, offset) means "replace
+    log[first:] with args.entries[offset:]"; first is None when the log stays as it is.
+
+    Rejects when the log has no entry at prevLogIndex whose term matches prevLogTerm
+    (with the fast-backup hints); otherwise truncates only at the first conflicting entry (a
+    stale, reordered AppendEntries never removes entries it agrees with) and appends the
+    entries not already present."""
     prev = args.prev_log_index
     if prev >= len(log):
-        return log, AppendEntriesReply(current_term, False, 0, len(log))
+        return AppendEntriesReply(current_term, False, 0, len(log)), None, 0
     if log[prev].term != args.prev_log_term:
         conflict_term = log[prev].term
         first = prev
         while first > 1 and log[first - 1].term == conflict_term:
             first -= 1
-        return log, AppendEntriesReply(current_term, False, conflict_term, first)
+        return AppendEntriesReply(current_term, False, conflict_term, first), None, 0
     for offset, entry in enumerate(args.entries):
         index = prev + 1 + offset
-        if index < len(log):
-            if log[index].term == entry.term:
-                continue
-            log = log[:index]   # the first conflict: drop it and all that follow
-        log = log + list(args.entries[offset:])
-        break
-    return log, AppendEntriesReply(current_term, True)
+        if index >= len(log) or log[index].term != entry.term:
+            return AppendEntriesReply(current_term, True), index, offset
+    return AppendEntriesReply(current_term, True), None, 0
+
+
+def accept_entries(log: list[LogEntry], args: AppendEntriesArgs,
+                   current_term: int) -> tuple[list[LogEntry], AppendEntriesReply]:
+    """`plan_append` applied to a copy: (the new log, the reply); `log` is not modified, and
+    is returned itself when nothing changes."""
+    reply, first, offset = plan_append(log, args, current_term)
+    if first is None:
+        return log, reply
+    return log[:first] + list(args.entries[offset:]), reply
 
 
 def follower_commit_index(commit_index: int, leader_commit: int, last_new_index: int) -> int:
