@@ -72,6 +72,7 @@ class Raft:
         self._next_index: list[int] = []
         self._match_index: list[int] = []
         self._votes = 0
+        self._leader_id: int | None = None   # the leader of current_term, once known
         self._sending: list[bool] = []   # leader: a sender of new entries is on its way
         self._resend: list[bool] = []    # leader: new entries came while it was
         self._election_deadline = 0.0
@@ -103,6 +104,26 @@ class Raft:
             term = self._current_term
             self._replicate_new_entries()
             return index, term, True
+
+    def put_commands(self, commands: list) -> tuple[int, int, bool]:
+        """put_command for a batch, in order, at consecutive indices: (index of the first,
+        term, is_leader); one log write and one replication for the lot."""
+        with self._lock:
+            if self._role != LEADER or self._stopped or not commands:
+                return -1, self._current_term, False
+            first = len(self._log)
+            self._log.extend(LogEntry(self._current_term, command) for command in commands)
+            self._save_log(first)
+            self._replicate_new_entries()
+            return first, self._current_term, True
+
+    def status(self) -> dict:
+        """A snapshot for operators: me, role, term, commit_index, last_applied, last_index,
+        leader (the id this peer last heard from as leader in its term, or None)."""
+        with self._lock:
+            return {"me": self._me, "role": self._role, "term": self._current_term,
+                    "commit_index": self._commit_index, "last_applied": self._last_applied,
+                    "last_index": len(self._log) - 1, "leader": self._leader_id}
 
     def stop(self) -> None:
         """Stops the peer: afterwards it sends and applies nothing. Idempotent; joins the
@@ -141,6 +162,7 @@ class Raft:
             if args.term > self._current_term or self._role != FOLLOWER:
                 self._become_follower(args.term)
             self._reset_election_deadline()
+            self._leader_id = args.leader_id
             reply, first, offset = rules.plan_append(self._log, args, self._current_term)
             if first is not None:
                 del self._log[first:]
@@ -164,6 +186,7 @@ class Raft:
         if term > self._current_term:
             self._current_term = term
             self._voted_for = None
+            self._leader_id = None
             self._save_state()
         if self._role != FOLLOWER:
             log.debug("raft-%d: follower in term %d", self._me, term)
@@ -176,6 +199,7 @@ class Raft:
     def _start_election(self) -> None:
         self._role = CANDIDATE
         self._current_term += 1
+        self._leader_id = None
         self._voted_for = self._me
         self._save_state()
         self._sync()
@@ -211,6 +235,7 @@ class Raft:
     def _become_leader(self) -> None:
         log.debug("raft-%d: leader in term %d", self._me, self._current_term)
         self._role = LEADER
+        self._leader_id = self._me
         self._next_index = [len(self._log)] * len(self._peers)
         self._match_index = [0] * len(self._peers)
         self._match_index[self._me] = self._synced_index

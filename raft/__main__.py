@@ -1,0 +1,155 @@
+"""Command line of the Raft nodes: `python -m raft node|cluster|submit|status ...`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import typer
+
+app = typer.Typer(add_completion=False,
+                  help="P2: Raft nodes as processes over TCP, with files that survive crashes.")
+
+PEERS = typer.Option(..., "--peers", help="Every node's host:port, comma-separated, the same "
+                     "order everywhere.")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _peers(text: str) -> list[str]:
+    from raft.client import parse_peers
+    try:
+        return parse_peers(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--peers")
+
+
+@app.command()
+def node(
+    node_id: int = typer.Option(..., "--id", min=0, help="This node's index in --peers."),
+    peers: str = PEERS,
+    data_dir: str = typer.Option(..., "--data-dir", help="Where this node keeps its state."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per event."),
+) -> None:
+    """Run one node until Ctrl-C or SIGTERM; restarts from its file in --data-dir."""
+    from raft.node import Node
+    from raft.persister import CorruptStateError
+    addresses = _peers(peers)
+    if node_id >= len(addresses):
+        raise typer.BadParameter(f"--id {node_id} but only {len(addresses)} peers",
+                                 param_hint="--id")
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(asctime)s %(threadName)s %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        running = Node(node_id, addresses, data_dir)
+    except CorruptStateError as exc:
+        typer.echo(f"error: refusing to start on damaged state: {exc}", err=True)
+        raise typer.Exit(1)
+    except OSError as exc:
+        typer.echo(f"error: cannot start node {node_id} at {addresses[node_id]}: {exc}",
+                   err=True)
+        raise typer.Exit(1)
+    state = running.raft.status()
+    typer.echo(f"node {node_id} listening on {addresses[node_id]}, term {state['term']}, "
+               f"{state['last_index']} log entries restored")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.close()
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@app.command()
+def cluster(
+    nodes: int = typer.Option(5, "--nodes", min=1, max=15, help="How many node processes."),
+    data_dir: str = typer.Option("", "--data-dir", help="State files (default: a new "
+                                 "temporary directory)."),
+    seconds: float = typer.Option(0, "--seconds", min=0, help="Stop after this long "
+                                  "(0: until Ctrl-C)."),
+) -> None:
+    """Start a local cluster of node processes and print each node's term and role as they
+    change."""
+    from raft.client import status
+    data_dir = data_dir or tempfile.mkdtemp(prefix="raft-cluster-")
+    addresses = [f"127.0.0.1:{port}" for port in _free_ports(nodes)]
+    peers = ",".join(addresses)
+    typer.echo(f"peers {peers}\nstate in {data_dir}")
+    procs = [subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(i),
+                               "--peers", peers, "--data-dir", data_dir],
+                              stdout=subprocess.DEVNULL) for i in range(nodes)]
+    signal.signal(signal.SIGTERM, _interrupt)
+    shown: dict[int, str] = {}
+    stop_at = time.monotonic() + seconds if seconds else float("inf")
+    try:
+        while time.monotonic() < stop_at:
+            for i, state in enumerate(status(addresses)):
+                line = (f"{state.role} term {state.term}" if not isinstance(state, str)
+                        else "down")
+                if shown.get(i) != line:
+                    shown[i] = line
+                    typer.echo(f"{time.strftime('%H:%M:%S')} node {i}: {line}")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+
+
+@app.command()
+def submit(
+    command: str = typer.Argument(..., help="The command (a string) to commit."),
+    peers: str = PEERS,
+) -> None:
+    """Commit COMMAND through whoever leads; print the index it committed at."""
+    from raft.client import NoLeader, submit as submit_commands
+    addresses = _peers(peers)
+    try:
+        index, leader = submit_commands(addresses, [command])
+    except NoLeader as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"committed at index {index} (leader: node {leader})")
+
+
+@app.command()
+def status(peers: str = PEERS) -> None:
+    """Print a table of every node's id, role, term, commit index and last log index."""
+    from raft.client import status as cluster_status
+    typer.echo(f"{'id':>3}  {'role':<10} {'term':>5} {'commit':>7} {'last':>7}  leader")
+    for i, state in enumerate(cluster_status(_peers(peers))):
+        if isinstance(state, str):
+            typer.echo(f"{i:>3}  {state}")
+        else:
+            typer.echo(f"{i:>3}  {state.role:<10} {state.term:>5} {state.commit_index:>7} "
+                       f"{state.last_index:>7}  {'-' if state.leader is None else state.leader}")
+
+
+if __name__ == "__main__":
+    app(prog_name="python -m raft")

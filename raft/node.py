@@ -1,0 +1,248 @@
+"""A Raft node as a real process's core: a Raft peer with a file persister, talking to the
+other nodes over `rpc` (TCP), plus a small client service to submit commands and ask status.
+
+    node = Node(node_id, addresses, data_dir)    # addresses[i] = "host:port" of node i
+    node.close()
+
+Services on the node's rpc server (at addresses[node_id]):
+    Raft.request_vote / Raft.append_entries    the peers' RPCs (only these two)
+    Node.submit(Submit)       -> Submitted      commands, applied in order; waits until they
+                                                are committed (or leadership is lost)
+    Node.status(StatusQuery)  -> Status          role, term, commit, last index, leader hint
+    Node.applied(AppliedQuery)-> Applied         the committed commands from an index on
+A command is committed when the entry at its index, once applied, carries its unique id (a
+leader that loses its leadership may see another entry applied there instead: `ok` False).
+
+Threads (N is node_id):
+    raft-node-N/applier   reads apply_ch, appends to the applied list, wakes submitters
+    (the Raft peer's threads; the rpc server's and clients' threads)
+The applied list and the waiters are guarded by one condition (a mutex is allowed in raft/).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import csp
+import rpc
+from raft.persister import FilePersister
+from raft.raft import Raft
+
+DIAL_TIMEOUT_SECONDS = 0.5
+CALL_TIMEOUT_SECONDS = 2.0
+REDIAL_PAUSE_SECONDS = 0.1
+SUBMIT_TIMEOUT_SECONDS = 5.0
+
+
+@rpc.register
+@dataclass
+class Submit:
+    commands: list
+
+
+@rpc.register
+@dataclass
+class Submitted:
+    ok: bool
+    first_index: int = -1     # the index of the first command, when ok
+    leader: int | None = None  # a better node to ask, when not ok
+    error: str = ""
+
+
+@rpc.register
+@dataclass
+class StatusQuery:
+    """No fields: which node answers is the question."""
+
+
+@rpc.register
+@dataclass
+class Status:
+    id: int
+    role: str
+    term: int
+    commit_index: int
+    last_applied: int
+    last_index: int
+    leader: int | None
+
+
+@rpc.register
+@dataclass
+class AppliedQuery:
+    from_index: int = 1
+
+
+@rpc.register
+@dataclass
+class Applied:
+    commands: list = field(default_factory=list)   # values, from from_index on
+
+
+class TcpPeer:
+    """`call(method, args) -> reply | None` to one node over rpc, as Raft wants its peers:
+    dials lazily, redials after a failure (not more often than every REDIAL_PAUSE_SECONDS),
+    and maps every failure and timeout to None. Thread-safe."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._lock = threading.Lock()
+        self._client: rpc.Client | None = None
+        self._next_dial = 0.0
+        self._closed = False
+
+    def call(self, method: str, args):
+        client = self._connected()
+        if client is None:
+            return None
+        try:
+            return client.call(f"Raft.{method}", args, timeout=CALL_TIMEOUT_SECONDS)
+        except rpc.CallTimeout:
+            return None
+        except rpc.RPCError:
+            self._drop(client)
+            return None
+
+    def _connected(self) -> rpc.Client | None:
+        with self._lock:
+            if self._client is not None or self._closed:
+                return self._client
+            if time.monotonic() < self._next_dial:
+                return None
+            try:
+                self._client = rpc.dial(self._address, timeout=DIAL_TIMEOUT_SECONDS)
+            except rpc.RPCError:
+                self._next_dial = time.monotonic() + REDIAL_PAUSE_SECONDS
+            return self._client
+
+    def _drop(self, client: rpc.Client) -> None:
+        with self._lock:
+            if self._client is client:
+                self._client = None
+                self._next_dial = time.monotonic() + REDIAL_PAUSE_SECONDS
+        client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+class _RaftService:
+    """Only the peer RPCs of a Raft object, for its rpc server."""
+
+    def __init__(self, raft: Raft) -> None:
+        self._raft = raft
+
+    def request_vote(self, args):
+        return self._raft.request_vote(args)
+
+    def append_entries(self, args):
+        return self._raft.append_entries(args)
+
+
+class _NodeService:
+    def __init__(self, node: "Node") -> None:
+        self._node = node
+
+    def submit(self, args: Submit) -> Submitted:
+        return self._node.submit(args.commands)
+
+    def status(self, args: StatusQuery) -> Status:
+        return Status(self._node.node_id, **{k: v for k, v in self._node.raft.status().items()
+                                             if k != "me"})
+
+    def applied(self, args: AppliedQuery) -> Applied:
+        return Applied(self._node.applied_commands(args.from_index))
+
+
+class Node:
+    """Starts at once: listens on addresses[node_id] (OSError if the port is taken), restores
+    from `data_dir` (CorruptStateError if the state file is damaged). close() is idempotent."""
+
+    def __init__(self, node_id: int, addresses: list[str], data_dir: str, *,
+                 host: str = "127.0.0.1", **raft_options) -> None:
+        if not 0 <= node_id < len(addresses):
+            raise ValueError(f"node id {node_id} is not an index into {len(addresses)} peers")
+        self.node_id = node_id
+        os.makedirs(data_dir, exist_ok=True)
+        self._persister = FilePersister(os.path.join(data_dir, f"node-{node_id}.raft"))
+        self._peers = [TcpPeer(address) for address in addresses]
+        self._apply_ch = csp.Chan(1024)
+        self._changed = threading.Condition()
+        self._applied: list = []        # (id, value) of every applied command, index - 1
+        self._ids = itertools.count()
+        self._id_prefix = os.urandom(6).hex()
+        self._done = csp.Chan()
+        self.raft = Raft(self._peers, node_id, self._apply_ch, persister=self._persister,
+                         **raft_options)
+        self._server = rpc.Server()
+        self._server.register(_RaftService(self.raft), name="Raft")
+        self._server.register(_NodeService(self), name="Node")
+        _, port = rpc.client.parse_address(addresses[node_id])
+        try:
+            self._server.listen(port, host)
+        except OSError:
+            self._stop_parts()
+            raise
+        self._applier = csp.go(self._apply, name=f"raft-node-{node_id}/applier")
+        self._closed = False
+
+    def submit(self, values: list) -> Submitted:
+        """Replicate `values` as consecutive commands; returns once they are committed (ok),
+        or not leader (with a hint), or leadership was lost, or SUBMIT_TIMEOUT_SECONDS."""
+        if not values:
+            return Submitted(False, error="no commands")
+        stamped = [[f"{self._id_prefix}-{next(self._ids)}", value] for value in values]
+        first, _, is_leader = self.raft.put_commands(stamped)
+        if not is_leader:
+            return Submitted(False, leader=self.raft.status()["leader"], error="not the leader")
+        last = first + len(values) - 1
+        deadline = time.monotonic() + SUBMIT_TIMEOUT_SECONDS
+        with self._changed:
+            while len(self._applied) < last:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._changed.wait(remaining):
+                    return Submitted(False, error="not committed in time")
+            got = [entry[0] for entry in self._applied[first - 1:last]]
+        if got != [entry[0] for entry in stamped]:
+            return Submitted(False, leader=self.raft.status()["leader"],
+                             error="leadership lost; other commands took those indices")
+        return Submitted(True, first_index=first)
+
+    def applied_commands(self, from_index: int = 1) -> list:
+        with self._changed:
+            return [entry[1] for entry in self._applied[max(from_index, 1) - 1:]]
+
+    def _apply(self) -> None:
+        while True:
+            index, message, _ = csp.select(csp.Recv(self._apply_ch), csp.Recv(self._done))
+            if index == 1:
+                return
+            command = message.command
+            if not (isinstance(command, list) and len(command) == 2):
+                command = ["", command]
+            with self._changed:
+                self._applied.append(command)
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._server.close()
+        self._stop_parts()
+        self._done.close()
+        self._applier.join()
+
+    def _stop_parts(self) -> None:
+        self.raft.stop()
+        for peer in self._peers:
+            peer.close()
+        self._persister.close()
