@@ -36,13 +36,17 @@ def _peers(text: str) -> list[str]:
 def node(
     node_id: int = typer.Option(..., "--id", min=0, help="This node's index in --peers."),
     peers: str = PEERS,
-    data_dir: str = typer.Option(..., "--data-dir", help="Where this node keeps its state."),
+    data_dir: str = typer.Option("", "--data-dir", help="Where this node keeps its state."),
+    in_memory: bool = typer.Option(False, "--in-memory", help="Keep the state in memory only "
+                                   "(a crash loses it; for measuring what durability costs)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per event."),
 ) -> None:
     """Run one node until Ctrl-C or SIGTERM; restarts from its file in --data-dir."""
     from raft.node import Node
     from raft.persister import CorruptStateError
     addresses = _peers(peers)
+    if not data_dir and not in_memory:
+        raise typer.BadParameter("give --data-dir (or --in-memory)", param_hint="--data-dir")
     if node_id >= len(addresses):
         raise typer.BadParameter(f"--id {node_id} but only {len(addresses)} peers",
                                  param_hint="--id")
@@ -51,7 +55,7 @@ def node(
                             format="%(asctime)s %(threadName)s %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        running = Node(node_id, addresses, data_dir)
+        running = Node(node_id, addresses, None if in_memory else data_dir)
     except CorruptStateError as exc:
         typer.echo(f"error: refusing to start on damaged state: {exc}", err=True)
         raise typer.Exit(1)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import csp
 import rpc
-from raft.persister import FilePersister
+from raft.persister import FilePersister, MemoryPersister
 from raft.raft import Raft
 
 DIAL_TIMEOUT_SECONDS = 0.5
@@ -164,15 +164,19 @@ class _NodeService:
 
 class Node:
     """Starts at once: listens on addresses[node_id] (OSError if the port is taken), restores
-    from `data_dir` (CorruptStateError if the state file is damaged). close() is idempotent."""
+    from `data_dir` (CorruptStateError if the state file is damaged; None: keep the state in
+    memory only, which a crash loses). close() is idempotent."""
 
-    def __init__(self, node_id: int, addresses: list[str], data_dir: str, *,
+    def __init__(self, node_id: int, addresses: list[str], data_dir: str | None, *,
                  host: str = "127.0.0.1", **raft_options) -> None:
         if not 0 <= node_id < len(addresses):
             raise ValueError(f"node id {node_id} is not an index into {len(addresses)} peers")
         self.node_id = node_id
-        os.makedirs(data_dir, exist_ok=True)
-        self._persister = FilePersister(os.path.join(data_dir, f"node-{node_id}.raft"))
+        if data_dir is None:   # no durability: for measuring what it costs
+            self._persister = MemoryPersister()
+        else:
+            os.makedirs(data_dir, exist_ok=True)
+            self._persister = FilePersister(os.path.join(data_dir, f"node-{node_id}.raft"))
         self._peers = [TcpPeer(address) for address in addresses]
         self._apply_ch = csp.Chan(1024)
         self._changed = threading.Condition()
