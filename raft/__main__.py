@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -76,17 +75,6 @@ def node(
         running.close()
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @app.command()
 def cluster(
     nodes: int = typer.Option(5, "--nodes", min=1, max=15, help="How many node processes."),
@@ -97,9 +85,9 @@ def cluster(
 ) -> None:
     """Start a local cluster of node processes and print each node's term and role as they
     change."""
-    from raft.client import status
+    from raft.client import local_addresses, status
     data_dir = data_dir or tempfile.mkdtemp(prefix="raft-cluster-")
-    addresses = [f"127.0.0.1:{port}" for port in _free_ports(nodes)]
+    addresses = local_addresses(nodes)
     peers = ",".join(addresses)
     typer.echo(f"peers {peers}\nstate in {data_dir}")
     procs = [subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(i),

@@ -6,6 +6,7 @@ Threads: none; each function blocks on its rpc calls (bounded by their timeouts)
 
 from __future__ import annotations
 
+import socket
 import time
 
 import rpc
@@ -28,6 +29,19 @@ def parse_peers(text: str) -> list[str]:
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"bad peer address {address!r}: want host:port")
     return addresses
+
+
+def local_addresses(count: int) -> list[str]:
+    """`count` distinct "127.0.0.1:port" addresses with ports free right now (for starting a
+    local cluster; another process could take one before the node binds it)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _call(address: str, method: str, args, timeout: float):

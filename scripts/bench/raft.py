@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import tempfile
 import statistics
@@ -153,12 +152,7 @@ def idle_rpcs_per_second(seconds: float = 3.0) -> float:
 
 class ProcessCluster:
     def __init__(self, n: int, in_memory: bool) -> None:
-        sockets = [socket.socket() for _ in range(n)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        self.addresses = [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
-        for sock in sockets:
-            sock.close()
+        self.addresses = raft_client.local_addresses(n)
         self.dir = tempfile.TemporaryDirectory(prefix="raft-bench-")
         store = ["--in-memory"] if in_memory else ["--data-dir", self.dir.name]
         self.procs = [subprocess.Popen(

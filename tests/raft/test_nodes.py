@@ -3,7 +3,6 @@ of the leader, restart from files, and a minority killed mid-stream."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,20 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DEADLINE_SECONDS = 20
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 class Cluster:
     def __init__(self, n, data_dir):
-        self.addresses = [f"127.0.0.1:{port}" for port in free_ports(n)]
+        self.addresses = client.local_addresses(n)
         self.data_dir = str(data_dir)
         self.procs = [None] * n
         for i in range(n):
