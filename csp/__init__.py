@@ -16,9 +16,9 @@ Threads: `go` starts one thread per call; timers share the `csp-timers` thread (
 from csp.chan import Chan, ChannelClosed
 from csp.goroutine import WaitGroup, go
 from csp.select import Recv, Send, select
-from csp.timers import SCHEDULER_THREAD_NAME, Ticker, Timer, after
+from csp.timers import SCHEDULER_THREAD_NAME, Ticker, Timer, after, send_after
 
 __all__ = [
-    "Chan", "ChannelClosed", "Recv", "Send", "select", "after", "Ticker", "Timer",
+    "Chan", "ChannelClosed", "Recv", "Send", "select", "after", "send_after", "Ticker", "Timer",
     "SCHEDULER_THREAD_NAME", "go", "WaitGroup",
 ]

@@ -27,13 +27,14 @@ SCHEDULER_THREAD_NAME = "csp-timers"
 class _Alarm:
     """One pending delivery on `chan`; `period` > 0 repeats it (a ticker)."""
 
-    __slots__ = ("chan", "deadline", "period", "active")
+    __slots__ = ("chan", "deadline", "period", "active", "value")
 
-    def __init__(self, chan: Chan, deadline: float, period: float) -> None:
+    def __init__(self, chan: Chan, deadline: float, period: float, value=None) -> None:
         self.chan = chan
         self.deadline = deadline
         self.period = period
         self.active = True
+        self.value = value   # what to deliver; None: the time it fires
 
 
 class _Scheduler:
@@ -118,7 +119,7 @@ class _Scheduler:
                     alarm.active = False
                 # Delivered under _cond, so a stop() that returns means no tick is in flight.
                 # _offer never blocks, and no channel operation ever takes _cond.
-                alarm.chan._offer(now)
+                alarm.chan._offer(now if alarm.value is None else alarm.value)
 
 
 _scheduler = _Scheduler()
@@ -132,6 +133,16 @@ def after(seconds: float) -> Chan:
     chan = Chan(1)
     _scheduler.add(_Alarm(chan, _deadline(seconds), 0.0))
     return chan
+
+
+def send_after(chan: Chan, value, seconds: float) -> None:
+    """Offer `value` (not None) to `chan` `seconds` from now, from the shared timer thread,
+    without blocking: dropped if `chan` is closed or has no room then (give it an unbounded
+    `Chan(None)` to lose nothing). Go's `time.AfterFunc` for the case where the function only
+    sends; no thread is started per call."""
+    if value is None:
+        raise ValueError("send_after needs a value (None is reserved)")
+    _scheduler.add(_Alarm(chan, _deadline(seconds), 0.0, value))
 
 
 class Timer:

@@ -629,3 +629,26 @@ def test_bug_stopped_timer_entries_accumulate_in_heap():
         other.stop()
     growth = len(heap) - before
     assert growth < 1000, f"{growth} dead entries left in the timer heap"
+
+
+def test_send_after_delivers_the_value_later_without_a_thread():
+    import threading
+    import time
+    chan = csp.Chan(None)
+    before = threading.active_count()
+    start = time.monotonic()
+    for i in range(50):
+        csp.send_after(chan, i, 0.05)
+    assert threading.active_count() <= before + 1   # at most the shared timer thread
+    got = sorted(chan.recv()[0] for _ in range(50))
+    assert got == list(range(50))
+    assert time.monotonic() - start >= 0.05
+
+
+def test_send_after_drops_when_closed_and_refuses_none():
+    import pytest
+    chan = csp.Chan(None)
+    chan.close()
+    csp.send_after(chan, "late", 0.0)   # dropped, no error
+    with pytest.raises(ValueError):
+        csp.send_after(csp.Chan(1), None, 0.0)
