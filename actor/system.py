@@ -1,0 +1,402 @@
+"""The actor system (the course's `actor` package): actors with mailboxes, every message
+marshalled with the rpc codec (even between local actors), remote tells over rpc/TCP, stats.
+
+    system = ActorSystem(port=0)          listens for remote tells at once; .address
+    ref = system.start_actor(Counter)     Counter(ctx) -> Actor; one thread per actor
+    system.tell(ref, MAdd(1))             from outside (counted as external)
+    ref2, chan = system.new_channel_ref() the first message sent to ref2 appears on chan
+    system.close()
+
+Threads (A is the system's address, N an actor's counter):
+    actor:A/N          one per actor: pops marshalled messages from its Mailbox, unmarshals
+                       them, calls on_message; an exception goes to the error handler and
+                       the actor goes on.
+    actor:A/timers     delivers tell_after messages, which csp's shared timer thread hands
+                       it when due (no thread per timer).
+    actor:A/to:B       one per remote address B: pops (due time, ref, bytes) from its own
+                       Mailbox, waits for the due time (artificial latency), and writes the
+                       tell with rpc's go() (pipelined: it never waits for a reply); reports
+                       failed tells, which are dropped (at most once).
+    (the rpc server's threads: the remote-tell service is `ordered`, so tells from one
+    connection are delivered in order.)
+State: the tables of mailboxes, channel refs and remote senders are dicts written with single
+atomic operations (setdefault, pop); counters are per thread (threading.local) and summed by
+stats(), so no thread ever updates another's number; no locks (the channel rule).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import csp
+import rpc
+from rpc import codec
+from actor.mailbox import Mailbox
+
+log = logging.getLogger("actor")
+
+_last_system: "ActorSystem | None" = None
+_artificial_latency_ms = 0
+
+
+def last_actor_system() -> "ActorSystem | None":
+    """The most recently created system, forgotten as it is returned (the course's hook)."""
+    global _last_system
+    system, _last_system = _last_system, None
+    return system
+
+
+def set_artificial_latency_ms(ms: int) -> None:
+    """Remote-tell connections dialled from now on deliver each write `ms` later, in order,
+    without serialising the pipeline (the course's staff.SetArtiLatencyMs)."""
+    global _artificial_latency_ms
+    if ms < 0:
+        raise ValueError("latency must be >= 0 ms")
+    _artificial_latency_ms = ms
+
+
+@rpc.register
+@dataclass(frozen=True)
+class ActorRef:
+    address: str
+    counter: int
+
+    def uid(self) -> str:
+        return f"{self.address}/{self.counter}"
+
+
+@rpc.register
+@dataclass
+class RemoteTell:
+    """What one system writes to another: the destination and the marshalled message."""
+    ref: ActorRef
+    payload: bytes
+
+
+@dataclass
+class Stats:
+    messages_sent: int = 0
+    messages_sent_external: int = 0
+    messages_sent_actor: int = 0
+    bytes_sent: int = 0
+    remote_bytes_received: int = 0
+    channel_refs_used: int = 0
+    max_message_rate: float = 0.0
+
+
+class Actor:
+    """Subclass it and define on_message(message). Runs on its own thread, one message at a
+    time; talks to the world only through `self.ctx`."""
+
+    def __init__(self, ctx: "ActorContext") -> None:
+        self.ctx = ctx
+
+    def on_message(self, message) -> None:
+        raise NotImplementedError
+
+
+class ActorContext:
+    """An actor's handle on the system. Used from the actor's own thread only."""
+
+    def __init__(self, system: "ActorSystem", self_ref: ActorRef) -> None:
+        self.self = self_ref
+        self._system = system
+        self._born = time.monotonic()
+        self._sent_to: dict[str, int] = {}   # destination uid -> tells, for the message rate
+
+    def tell(self, ref: ActorRef, message) -> None:
+        """Send asynchronously; never blocks. Raises rpc.EncodeError for what cannot travel."""
+        self._count(ref)
+        self._system._send(ref, message, external=False)
+
+    def tell_after(self, ref: ActorRef, message, seconds: float) -> None:
+        """Send `seconds` from now (the way to build timers); never blocks."""
+        self._count(ref)
+        self._system._send_after(ref, message, seconds, external=False)
+
+    def is_local(self, ref: ActorRef) -> bool:
+        return self._system.is_local(ref)
+
+    def _count(self, ref: ActorRef) -> None:
+        uid = ref.uid()
+        self._sent_to[uid] = self._sent_to.get(uid, 0) + 1
+
+    def _max_rate(self, now: float) -> float:
+        window = math.floor(now - self._born + 1.1)
+        return max(self._sent_to.values(), default=0) / window
+
+
+class _Counters:
+    __slots__ = ("sent", "external", "bytes", "remote_bytes", "channel_refs")
+
+    def __init__(self) -> None:
+        self.sent = self.external = self.bytes = self.remote_bytes = self.channel_refs = 0
+
+
+class _RemoteTellService:
+    def __init__(self, system: "ActorSystem") -> None:
+        self._system = system
+
+    def tell(self, message: RemoteTell) -> bool:
+        system = self._system
+        if type(message) is not RemoteTell or type(message.ref) is not ActorRef \
+                or type(message.payload) is not bytes:
+            system._report(ValueError(f"malformed remote tell: {message!r:.100}"))
+            return False
+        system._counters().remote_bytes += len(message.payload)
+        system._deliver_local(message.ref, message.payload)
+        return True
+
+
+class ActorSystem:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        """Listens for remote tells at once; OSError if the port is taken."""
+        global _last_system
+        self._server = rpc.Server()
+        self._server.register(_RemoteTellService(self), name="RemoteTell", ordered=True)
+        bound = self._server.listen(port, host)
+        self.address = f"{host}:{bound}"
+        self._closed = csp.Chan()
+        self._counter_ids = itertools.count()
+        self._mailboxes: dict[int, Mailbox] = {}
+        self._contexts: dict[int, ActorContext] = {}
+        self._channel_refs: dict[int, tuple[csp.Chan, csp.Chan]] = {}   # (chan, token)
+        self._senders: dict[str, _RemoteSender] = {}
+        self._threads: list[threading.Thread] = []
+        self._all_counters: list[_Counters] = []
+        self._local = threading.local()
+        self._error_handler = self._log_error
+        self._delayed = csp.Chan(None)
+        self._threads.append(csp.go(self._deliver_delayed, name=f"actor:{self.address}/timers"))
+        _last_system = self
+
+    # ---- the public API ----------------------------------------------------------------------
+
+    def start_actor(self, constructor) -> ActorRef:
+        """Start `constructor(ctx)` on its own thread; after close(), ActorRef(address, -1)."""
+        if self._closed.closed:
+            return ActorRef(self.address, -1)
+        counter = next(self._counter_ids)
+        ref = ActorRef(self.address, counter)
+        ctx = ActorContext(self, ref)
+        actor = constructor(ctx)
+        mailbox = Mailbox()
+        self._contexts[counter] = ctx
+        self._mailboxes[counter] = mailbox
+        self._threads.append(csp.go(self._run_actor, actor, mailbox,
+                                    name=f"actor:{ref.uid()}"))
+        if self._closed.closed:   # closed meanwhile: this actor stops with the rest
+            mailbox.close()
+        return ref
+
+    def tell(self, ref: ActorRef, message) -> None:
+        """From outside the system (counted as external). Raises rpc.EncodeError."""
+        self._send(ref, message, external=True)
+
+    def tell_after(self, ref: ActorRef, message, seconds: float) -> None:
+        self._send_after(ref, message, seconds, external=True)
+
+    def new_channel_ref(self) -> tuple[ActorRef, csp.Chan]:
+        """A ref whose first message (unmarshalled) appears on the returned Chan(1); later
+        ones are dropped and reported to the error handler."""
+        counter = next(self._counter_ids)
+        chan, token = csp.Chan(1), csp.Chan(1)
+        token.send(None)
+        self._channel_refs[counter] = (chan, token)
+        return ActorRef(self.address, counter), chan
+
+    def is_local(self, ref: ActorRef) -> bool:
+        return ref.address == self.address
+
+    def on_error(self, handler) -> None:
+        """`handler(exc)` gets every error from now on (replacing any earlier handler)."""
+        self._error_handler = handler
+
+    def stats(self) -> Stats:
+        totals = Stats()
+        for c in list(self._all_counters):
+            totals.messages_sent += c.sent
+            totals.messages_sent_external += c.external
+            totals.bytes_sent += c.bytes
+            totals.remote_bytes_received += c.remote_bytes
+            totals.channel_refs_used += c.channel_refs
+        totals.messages_sent_actor = totals.messages_sent - totals.messages_sent_external
+        now = time.monotonic()
+        totals.max_message_rate = max((ctx._max_rate(now) for ctx in
+                                       list(self._contexts.values())), default=0.0)
+        return totals
+
+    def close(self) -> None:
+        """Stops every actor, sender and the listener, joins their threads; later tells are
+        dropped. Idempotent."""
+        try:
+            self._closed.close()
+        except csp.ChannelClosed:
+            return
+        self._server.close()
+        for mailbox in list(self._mailboxes.values()):
+            mailbox.close()
+        for sender in list(self._senders.values()):
+            sender.close()
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join()
+
+    # ---- sending ------------------------------------------------------------------------------
+
+    def _counters(self) -> _Counters:
+        counters = getattr(self._local, "counters", None)
+        if counters is None:
+            counters = self._local.counters = _Counters()
+            self._all_counters.append(counters)
+        return counters
+
+    def _marshal(self, message, external: bool) -> bytes:
+        payload = codec.dumps(message)   # rpc.EncodeError for what cannot travel
+        counters = self._counters()
+        counters.sent += 1
+        counters.external += external
+        counters.bytes += len(payload)
+        return payload
+
+    def _send(self, ref: ActorRef, message, external: bool) -> None:
+        payload = self._marshal(message, external)
+        if not self._closed.closed:
+            self._deliver(ref, payload)
+
+    def _send_after(self, ref: ActorRef, message, seconds: float, external: bool) -> None:
+        payload = self._marshal(message, external)
+        if not self._closed.closed:
+            csp.send_after(self._delayed, (ref, payload), max(seconds, 0.0))
+
+    def _deliver_delayed(self) -> None:
+        while True:
+            index, item, _ = csp.select(csp.Recv(self._delayed), csp.Recv(self._closed))
+            if index == 1:
+                return
+            self._deliver(*item)
+
+    def _deliver(self, ref: ActorRef, payload: bytes) -> None:
+        if ref.address == self.address:
+            self._deliver_local(ref, payload)
+            return
+        sender = self._senders.get(ref.address)
+        if sender is None:
+            candidate = _RemoteSender(self, ref.address, _artificial_latency_ms)
+            sender = self._senders.setdefault(ref.address, candidate)
+            if sender is candidate:
+                self._threads.append(candidate.start())
+                if self._closed.closed:
+                    candidate.close()
+        sender.push(ref, payload)
+
+    def _deliver_local(self, ref: ActorRef, payload: bytes) -> None:
+        mailbox = self._mailboxes.get(ref.counter)
+        if mailbox is not None:
+            mailbox.push(payload)
+            return
+        channel = self._channel_refs.get(ref.counter)
+        if channel is None:
+            self._report(LookupError(f"no actor or channel ref {ref.uid()}: message dropped"))
+            return
+        chan, token = channel
+        index, _, _ = csp.select(csp.Recv(token), default=True)
+        if index != 0:
+            self._report(RuntimeError(f"channel ref {ref.uid()} already used: message dropped"))
+            return
+        try:
+            message = codec.loads(payload)
+        except rpc.FrameError as exc:
+            self._report(exc)
+            return
+        self._counters().channel_refs += 1
+        chan._offer(message)
+
+    # ---- actors and errors ---------------------------------------------------------------------
+
+    def _run_actor(self, actor: Actor, mailbox: Mailbox) -> None:
+        while True:
+            payload, ok = mailbox.pop()
+            if not ok:
+                return
+            try:
+                message = codec.loads(payload)
+            except rpc.FrameError as exc:
+                self._report(exc)
+                continue
+            try:
+                actor.on_message(message)
+            except Exception as exc:   # the actor keeps running (no supervision, as the course)
+                self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        try:
+            self._error_handler(exc)
+        except Exception:
+            log.exception("%s: the error handler raised", self.address)
+
+    def _log_error(self, exc: BaseException) -> None:
+        log.warning("%s: %s: %s", self.address, type(exc).__name__, exc)
+
+
+class _RemoteSender:
+    """One remote address's outgoing queue and the thread that writes it, in order."""
+
+    def __init__(self, system: ActorSystem, address: str, latency_ms: int) -> None:
+        self._system = system
+        self._address = address
+        self._latency = latency_ms / 1000
+        self._mailbox = Mailbox()
+
+    def start(self) -> threading.Thread:
+        return csp.go(self._run, name=f"actor:{self._system.address}/to:{self._address}")
+
+    def push(self, ref: ActorRef, payload: bytes) -> None:
+        self._mailbox.push((time.monotonic() + self._latency, ref, payload))
+
+    def close(self) -> None:
+        self._mailbox.close()
+
+    def _run(self) -> None:
+        client = None
+        pending: deque = deque()   # calls in flight, oldest first, to report failures
+        closed = self._system._closed
+        try:
+            while True:
+                item, ok = self._mailbox.pop()
+                if not ok:
+                    return
+                due, ref, payload = item
+                delay = due - time.monotonic()
+                if delay > 0:
+                    index, _, _ = csp.select(csp.Recv(csp.after(delay)), csp.Recv(closed))
+                    if index == 1:
+                        return
+                if client is None:
+                    try:
+                        client = rpc.dial(self._address, timeout=2.0)
+                    except (rpc.RPCError, ValueError) as exc:
+                        self._system._report(exc)   # dropped: at most once
+                        continue
+                pending.append(client.go("RemoteTell.tell", RemoteTell(ref, payload)))
+                while pending:   # report the tells that failed, without waiting
+                    index, _, _ = csp.select(csp.Recv(pending[0].done), default=True)
+                    if index != 0:
+                        break
+                    call = pending.popleft()
+                    if call.error is not None:
+                        self._system._report(call.error)
+                        if isinstance(call.error, rpc.ConnectionLost):
+                            client.close()
+                            client = None
+                            pending.clear()
+                            break
+        finally:
+            if client is not None:
+                client.close()
