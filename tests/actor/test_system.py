@@ -183,3 +183,13 @@ def test_refs_are_frozen_registered_values():
     assert rpc.codec.loads(rpc.codec.dumps([ref, {"r": ref}])) == [ref, {"r": ref}]
     with pytest.raises(Exception):
         ref.counter = 6
+
+
+def test_the_handouts_counter_example_prints_3():
+    import subprocess
+    import sys
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-m", "actor", "example", "counter"], cwd=root,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "3\n"
