@@ -166,7 +166,7 @@ class ActorSystem:
         self._counter_ids = itertools.count()
         self._mailboxes: dict[int, Mailbox] = {}
         self._contexts: dict[int, ActorContext] = {}
-        self._channel_refs: dict[int, tuple[csp.Chan, csp.Chan]] = {}   # (chan, token)
+        self._channel_refs: dict[int, csp.Chan] = {}   # unused channel refs
         self._senders: dict[str, _RemoteSender] = {}
         self._threads: list[threading.Thread] = []
         self._all_counters: list[_Counters] = []
@@ -206,9 +206,8 @@ class ActorSystem:
         """A ref whose first message (unmarshalled) appears on the returned Chan(1); later
         ones are dropped and reported to the error handler."""
         counter = next(self._counter_ids)
-        chan, token = csp.Chan(1), csp.Chan(1)
-        token.send(None)
-        self._channel_refs[counter] = (chan, token)
+        chan = csp.Chan(1)
+        self._channel_refs[counter] = chan
         return ActorRef(self.address, counter), chan
 
     def is_local(self, ref: ActorRef) -> bool:
@@ -301,15 +300,15 @@ class ActorSystem:
         if mailbox is not None:
             mailbox.push(payload)
             return
-        channel = self._channel_refs.get(ref.counter)
+        # A channel ref takes one message: whoever pops its entry delivers (an atomic dict
+        # operation, so two racing senders cannot both win); the entry is gone afterwards,
+        # so refs used once cost nothing in a long-running system.
+        channel = self._channel_refs.pop(ref.counter, None)
         if channel is None:
-            self._report(LookupError(f"no actor or channel ref {ref.uid()}: message dropped"))
+            self._report(LookupError(f"no actor or unused channel ref {ref.uid()}: "
+                                     f"message dropped"))
             return
-        chan, token = channel
-        index, _, _ = csp.select(csp.Recv(token), default=True)
-        if index != 0:
-            self._report(RuntimeError(f"channel ref {ref.uid()} already used: message dropped"))
-            return
+        chan = channel
         try:
             message = codec.loads(payload)
         except rpc.FrameError as exc:
