@@ -56,7 +56,15 @@ PROJECTS: dict[str, tuple[str, list[tuple[str, list[str], int]]]] = {
             "rejoin_2b", "backup_2b", "count_2b", "rpc_bytes_2b",
             "leader_failure_no_majority_2b")),
     ]),
-    "p3": ("P3: actors, geo-replicated store, CMUD", []),
+    "p3": ("P3: actors, geo-replicated store, CMUD", [
+        *((f"Mailbox{name}", [f"tests/actor/test_mailbox.py::test_mailbox_{test}"], 1)
+          for name, test in (("Basic1", "basic1"), ("Basic2", "basic2"), ("Basic3", "basic3"),
+                             ("PushBlock", "push_block"), ("PopBlock", "pop_block"),
+                             ("ClosePush", "close_push"), ("ClosePop", "close_pop"),
+                             ("Multiple", "multiple"))),
+        *((f"RemoteTell{name}", [f"tests/actor/test_remote_tell.py::test_remote_tell_{test}"], 1)
+          for name, test in (("Basic", "basic"), ("Order", "order"), ("NoBlock", "no_block"))),
+    ]),
 }
 
 

@@ -1,0 +1,274 @@
+"""Benchmark the actor system (issue 9), every figure measured in this run.
+
+1. Local tell, one sender to one actor: msgs/s, against pykka carrying the same
+   codec-marshalled messages (the sender encodes, the actor decodes) and plain pykka.
+   Target >= 1.0x marshalling pykka.
+2. Ask round trips/s (tell + channel-ref reply), against pykka's ask (marshalled and plain).
+   Target >= 1.0x marshalling pykka.
+3. Remote tell between two systems on loopback (the receiving system in another process),
+   pipelined: msgs/s and MB/s, against a raw TCP sender writing the same frames to a process
+   that reads them. Target >= 30%.
+4. Memory per queued message with 100,000 messages waiting in one mailbox.
+
+Needs pykka (requirements-bench.txt). Usage: python scripts/bench/actor.py [--messages N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, ROOT)
+
+import csp  # noqa: E402
+import rpc  # noqa: E402
+from rpc import codec  # noqa: E402
+from actor import Actor, ActorRef, ActorSystem, Mailbox  # noqa: E402
+
+
+@rpc.register
+@dataclass
+class Work:
+    value: int
+    text: str = "payload"
+
+
+@rpc.register
+@dataclass
+class Ask:
+    value: int
+    reply_to: ActorRef
+
+
+class Sink(Actor):
+    """Counts Work; at `expected` (sent first as an int), tells the waiter."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.expected = None
+        self.waiter = None
+        self.seen = 0
+
+    def on_message(self, message):
+        if type(message) is Work:
+            self.seen += 1
+            if self.seen == self.expected:
+                self.ctx.tell(self.waiter, self.seen)
+        elif type(message) is list:
+            self.expected, self.waiter = message
+
+
+class Answer(Actor):
+    def on_message(self, message):
+        self.ctx.tell(message.reply_to, message.value)
+
+
+def ours_local(n: int) -> float:
+    system = ActorSystem()
+    try:
+        sink = system.start_actor(Sink)
+        done_ref, done = system.new_channel_ref()
+        system.tell(sink, [n, done_ref])
+        start = time.perf_counter()
+        for i in range(n):
+            system.tell(sink, Work(i))
+        done.recv()
+        return n / (time.perf_counter() - start)
+    finally:
+        system.close()
+
+
+def ours_ask(n: int) -> float:
+    system = ActorSystem()
+    try:
+        answer = system.start_actor(Answer)
+        start = time.perf_counter()
+        for i in range(n):
+            ref, chan = system.new_channel_ref()
+            system.tell(answer, Ask(i, ref))
+            chan.recv()
+        return n / (time.perf_counter() - start)
+    finally:
+        system.close()
+
+
+def pykka_local(n: int, marshal: bool) -> float:
+    import pykka
+    done = threading.Event()
+
+    class PSink(pykka.ThreadingActor):
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def on_receive(self, message):
+            if marshal:
+                message = codec.loads(message)
+            self.seen += 1
+            if self.seen == n:
+                done.set()
+
+    ref = PSink.start()
+    try:
+        start = time.perf_counter()
+        for i in range(n):
+            ref.tell(codec.dumps(Work(i)) if marshal else Work(i))
+        done.wait()
+        return n / (time.perf_counter() - start)
+    finally:
+        ref.stop()
+
+
+def pykka_ask(n: int, marshal: bool) -> float:
+    import pykka
+
+    class PAnswer(pykka.ThreadingActor):
+        def on_receive(self, message):
+            if marshal:
+                return codec.dumps(codec.loads(message)["value"])
+            return message["value"]
+
+    ref = PAnswer.start()
+    try:
+        start = time.perf_counter()
+        for i in range(n):
+            reply = ref.ask(codec.dumps({"value": i}) if marshal else {"value": i})
+            if marshal:
+                codec.loads(reply)
+        return n / (time.perf_counter() - start)
+    finally:
+        ref.stop()
+
+
+# ---- remote ------------------------------------------------------------------------------------
+
+def remote_sink(n: int) -> None:
+    system = ActorSystem()
+    sink = system.start_actor(Sink)
+    done_ref, done = system.new_channel_ref()
+    system.tell(sink, [n, done_ref])
+    print(system.address, sink.counter, flush=True)
+    start = None
+    first = sys.stdin.readline()   # the sender's "go"
+    del first
+    start = time.perf_counter()
+    done.recv()
+    print(time.perf_counter() - start, system.stats().remote_bytes_received, flush=True)
+    system.close()
+
+
+def raw_sink(n_bytes: int) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    print(listener.getsockname()[1], flush=True)
+    conn, _ = listener.accept()
+    got = 0
+    start = None
+    while got < n_bytes:
+        chunk = conn.recv(1 << 20)
+        if not chunk:
+            break
+        start = start or time.perf_counter()
+        got += len(chunk)
+    print(time.perf_counter() - start, got, flush=True)
+
+
+def spawn(*args):
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), *args], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+
+
+def ours_remote(n: int) -> tuple[float, float, bytes]:
+    sink = spawn("--remote-sink", str(n))
+    address, counter = sink.stdout.readline().split()
+    system = ActorSystem()
+    try:
+        ref = ActorRef(address, int(counter))
+        sink.stdin.write("go\n")
+        sink.stdin.flush()
+        for i in range(n):
+            system.tell(ref, Work(i))
+        seconds, received = sink.stdout.readline().split()
+        sink.wait(timeout=60)
+        from actor.system import RemoteTell
+        frame = codec.frame(rpc.client.encode_envelope(
+            {"id": 1, "method": "RemoteTell.tell",
+             "args": codec.to_wire(RemoteTell(ref, codec.dumps(Work(1))))}))
+        return n / float(seconds), int(received) / float(seconds), frame
+    finally:
+        system.close()
+
+
+def raw_remote(n: int, frame: bytes) -> float:
+    sink = spawn("--raw-sink", str(n * len(frame)))
+    port = int(sink.stdout.readline())
+    sock = socket.create_connection(("127.0.0.1", port))
+    for _ in range(n):          # one write per frame, as a sender of separate tells does
+        sock.sendall(frame)
+    seconds, _ = sink.stdout.readline().split()
+    sock.close()
+    sink.wait(timeout=60)
+    return n / float(seconds)
+
+
+def queued_bytes_per_message(count: int = 100_000) -> float:
+    box = Mailbox()
+    payloads = [codec.dumps(Work(i)) for i in range(count)]   # what the system queues
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for payload in payloads:
+        box.push(payload)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    payload_bytes = sum(sys.getsizeof(p) for p in payloads)
+    box.close()
+    return (after - before + payload_bytes) / count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--remote-sink", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-sink", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.remote_sink:
+        remote_sink(args.remote_sink)
+        return 0
+    if args.raw_sink:
+        raw_sink(args.raw_sink)
+        return 0
+    n = args.messages
+    ok = True
+    ours, marshalled, plain = ours_local(n), pykka_local(n, True), pykka_local(n, False)
+    ok &= ours >= marshalled
+    print(f"local tell        ours {ours:>9,.0f} msgs/s   marshalling pykka {marshalled:>9,.0f} "
+          f"({ours / marshalled:.2f}x, target >= 1.0)   plain pykka {plain:>9,.0f} "
+          f"({ours / plain:.2f}x)")
+    asks = n // 4
+    ours, marshalled, plain = ours_ask(asks), pykka_ask(asks, True), pykka_ask(asks, False)
+    ok &= ours >= marshalled
+    print(f"ask round trips   ours {ours:>9,.0f} /s       marshalling pykka {marshalled:>9,.0f} "
+          f"({ours / marshalled:.2f}x, target >= 1.0)   plain pykka {plain:>9,.0f} "
+          f"({ours / plain:.2f}x)")
+    rate, byte_rate, frame = ours_remote(n)
+    raw = raw_remote(n, frame)
+    ok &= rate >= 0.3 * raw
+    print(f"remote tell       ours {rate:>9,.0f} msgs/s {byte_rate / 1e6:5.1f} MB/s   raw TCP, "
+          f"same frames {raw:>10,.0f} msgs/s   ratio {rate / raw:.2f} (target >= 0.30)")
+    print(f"queued message    {queued_bytes_per_message():.0f} bytes each with 100,000 waiting "
+          f"in one mailbox (payload included)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
