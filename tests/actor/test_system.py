@@ -77,11 +77,13 @@ def test_tell_after_delivers_later_in_due_order(make_system):
 
 
 class Ticker(actor.Actor):
-    """Counts ticks it sends itself every 100 ms; reports the count when asked."""
+    """Sends itself a tick every 100 ms until it has 5; answers a Ping with the count once it
+    has them all (waiting for the last tick if the Ping comes first)."""
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.ticks = 0
+        self.asked = None
 
     def on_message(self, message):
         if message == "tick":
@@ -89,17 +91,19 @@ class Ticker(actor.Actor):
             if self.ticks < 5:
                 self.ctx.tell_after(self.ctx.self, "tick", 0.1)
         elif type(message) is Ping:
-            self.ctx.tell(message.reply_to, self.ticks)
+            self.asked = message.reply_to
+        if self.asked is not None and self.ticks == 5:
+            self.ctx.tell(self.asked, self.ticks)
+            self.asked = None
 
 
 def test_stats_on_a_scripted_scenario(make_system):
     system = make_system()
     ticker = system.start_actor(Ticker)
     system.tell(ticker, "tick")                       # 1 external tell
-    time.sleep(0.7)                                   # the ticker sends itself 4 more ticks
     ref, chan = system.new_channel_ref()
-    system.tell(ticker, Ping(0, ref))                 # 1 external; the ticker tells ref once
-    assert recv_within(chan) == 5
+    system.tell(ticker, Ping(0, ref))                 # 1 external; the ticker tells ref once,
+    assert recv_within(chan) == 5                     # after sending itself 4 more ticks
     stats = system.stats()
     assert stats.messages_sent_external == 2
     assert stats.messages_sent_actor == 4 + 1
