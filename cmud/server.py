@@ -1,0 +1,156 @@
+"""The storage server (the course's `kvserver`): one actor system, N query actors each served
+on its own RPC port as "QueryReceiver", and one sync actor that talks to the other servers.
+
+    server, desc = new_server(6000, 4, [desc_of_an_older_server, ...])
+    server.query_addrs    ["127.0.0.1:6001", ..., "127.0.0.1:6004"]
+    server.close()
+
+The sync strategy is described at the top of cmud.query_actor.
+
+Threads:
+    the actor system's (an actor thread per query actor and for the sync actor, its timers,
+    its remote senders); the rpc servers' (one per query port). A QueryReceiver handler runs
+    on an rpc worker thread: it tells its query actor the query with a fresh channel ref and
+    waits on that channel (never answering from any state of its own); close() wakes it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import csp
+import rpc
+from actor import ActorRef, ActorSystem
+from cmud.common import SERVICE, GetArgs, ListArgs, PutArgs
+from cmud.messages import Query, QueryInit, StatusArgs, SyncInit
+from cmud.query_actor import QueryActor
+from cmud.sync_actor import SyncActor
+
+ANSWER_TIMEOUT_SECONDS = 10.0
+
+
+class ServerClosed(rpc.RPCError):
+    """A query reached a server that is closing."""
+
+
+class QueryReceiver:
+    """The RPC face of one query actor: forwards every query to it and waits for the answer."""
+
+    def __init__(self, system: ActorSystem, actor: ActorRef, closed: csp.Chan) -> None:
+        self._system = system
+        self._actor = actor
+        self._closed = closed
+
+    def get(self, args: GetArgs):
+        return self._ask(args, GetArgs)
+
+    def put(self, args: PutArgs):
+        return self._ask(args, PutArgs)
+
+    def list(self, args: ListArgs):
+        return self._ask(args, ListArgs)
+
+    def _ask(self, args, expected: type):
+        if type(args) is not expected:
+            raise TypeError(f"expected {expected.__name__}, got {type(args).__name__}")
+        for name in ("key", "value", "prefix"):
+            if hasattr(args, name) and type(getattr(args, name)) is not str:
+                raise TypeError(f"{name} must be a str")
+        return ask(self._system, self._actor, args, self._closed)
+
+
+class StatusReceiver:
+    """`QueryStatus.get` answers the query actor's StatusReply (python -m cmud status)."""
+
+    def __init__(self, system: ActorSystem, actor: ActorRef, closed: csp.Chan) -> None:
+        self._system = system
+        self._actor = actor
+        self._closed = closed
+
+    def get(self, args: StatusArgs):
+        if type(args) is not StatusArgs:
+            raise TypeError(f"expected StatusArgs, got {type(args).__name__}")
+        return ask(self._system, self._actor, args, self._closed)
+
+
+def ask(system: ActorSystem, actor: ActorRef, args, closed: csp.Chan):
+    """Tell `actor` the query with a fresh channel ref; block until it answers."""
+    ref, answer = system.new_channel_ref()
+    system.tell(actor, Query(args, ref))
+    index, reply, _ = csp.select(csp.Recv(answer), csp.Recv(closed),
+                                 csp.Recv(csp.after(ANSWER_TIMEOUT_SECONDS)))
+    if index == 1:
+        raise ServerClosed("the server is closing")
+    if index == 2:
+        raise rpc.CallTimeout(f"query actor {actor.uid()} did not answer")
+    return reply
+
+
+class Server:
+    """A running storage server. Use new_server() to make one."""
+
+    def __init__(self, system: ActorSystem, sync: ActorRef, actors: list) -> None:
+        self.system = system
+        self.sync_ref = sync
+        self.actor_refs = actors
+        self.query_addrs: list[str] = []
+        self._rpc_servers: list[rpc.Server] = []
+        self._closed = csp.Chan()
+
+    @property
+    def desc(self) -> str:
+        return json.dumps({"sync": [self.sync_ref.address, self.sync_ref.counter]})
+
+    def close(self) -> None:
+        """Frees every port and joins every thread. Idempotent."""
+        try:
+            self._closed.close()
+        except csp.ChannelClosed:
+            return
+        for server in self._rpc_servers:
+            server.close()
+        self.system.close()
+
+
+def parse_desc(desc: str) -> ActorRef:
+    """The sync actor named by a server's desc; ValueError with the reason if malformed."""
+    try:
+        data = json.loads(desc)
+        address, counter = data["sync"]
+        if type(address) is not str or type(counter) is not int:
+            raise TypeError
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a server desc: {desc!r:.100}") from exc
+    return ActorRef(address, counter)
+
+
+def new_server(start_port: int, query_actor_count: int,
+               remote_descs: list[str]) -> tuple[Server, str]:
+    """Start a server: the actor system on `start_port`, query actor i served on
+    `start_port + 1 + i`. Returns once every port listens and every actor runs; the state of
+    the servers in `remote_descs` reaches every local actor soon after (cmud.query_actor).
+    Raises OSError when a port is taken (nothing stays open), ValueError for a bad desc."""
+    if type(query_actor_count) is not int or query_actor_count < 1:
+        raise ValueError(f"query_actor_count must be >= 1, got {query_actor_count!r}")
+    remotes = [parse_desc(desc) for desc in remote_descs]
+    system = ActorSystem(start_port)
+    host = system.address.rpartition(":")[0]
+    actors = [system.start_actor(QueryActor) for _ in range(query_actor_count)]
+    sync = system.start_actor(SyncActor)
+    server = Server(system, sync, actors)
+    try:
+        for ref in actors:
+            system.tell(ref, QueryInit([peer for peer in actors if peer != ref], sync))
+        system.tell(sync, SyncInit(actors, remotes))
+        for i, ref in enumerate(actors):
+            rpc_server = rpc.Server()
+            rpc_server.register(QueryReceiver(system, ref, server._closed), name=SERVICE)
+            rpc_server.register(StatusReceiver(system, ref, server._closed),
+                                name="QueryStatus")
+            server._rpc_servers.append(rpc_server)
+            rpc_server.listen(start_port + 1 + i, host)
+            server.query_addrs.append(f"{host}:{rpc_server.port}")
+    except BaseException:
+        server.close()
+        raise
+    return server, server.desc
