@@ -100,14 +100,30 @@ def load(
     seconds: float = typer.Option(5.0, min=0.1, help="How long to run."),
     pipeline: int = typer.Option(64, min=1, max=10000, help="Requests in flight per client."),
 ) -> None:
-    """Pipeline Put/Get requests from CLIENTS connections; print operations per second."""
+    """Pipeline Put/Get requests from CLIENTS connections; print operations per second.
+
+    On a terminal a progress line shows the operations so far while the load runs; piped,
+    only the result line is printed."""
     host, port = parse_hostport(hostport)
     from kv.loadgen import run_load  # noqa: PLC0415 - only this command needs it
+    live = sys.stdout.isatty()
+
+    def show(operations: int, elapsed: float) -> None:
+        rate = operations / elapsed if elapsed > 0 else 0.0
+        sys.stdout.write(f"\r\033[K{elapsed:4.1f}/{seconds:g} s  {operations:,} operations  "
+                         f"{rate:,.0f} ops/s")
+        sys.stdout.flush()
+
     try:
-        result = run_load(host, port, clients, seconds, pipeline)
+        result = run_load(host, port, clients, seconds, pipeline,
+                          progress=show if live else None)
     except OSError as exc:
         typer.echo(f"error: {exc.strerror or exc}", err=True)
         raise typer.Exit(1)
+    finally:
+        if live:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
     typer.echo(f"{result.operations} operations in {result.seconds:.2f} s from {clients} "
                f"clients: {result.operations / result.seconds:,.0f} ops/s")
 

@@ -4,7 +4,10 @@ Each connection runs rounds: it writes `pipeline` requests in one go (Delete, Pu
 key of its own, so each Get is answered by exactly one line), then reads the replies it expects
 before the next round. Operations counted are requests whose round completed.
 
-Threads: one `kv-load/client-I` per connection; results come back on a channel.
+Threads: one `kv-load/client-I` per connection; results come back on a channel. With a
+`progress` callback, each connection also writes its running count into its own slot of a list
+that only it writes; the caller's thread reads the slots every `progress_every` seconds for
+display (a stale read only makes the display lag).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import csp
 
@@ -34,11 +38,15 @@ def make_round(client: int, pipeline: int, echo: bool) -> tuple[bytes, int]:
 
 
 def run_load(host: str, port: int, clients: int, seconds: float, pipeline: int,
-             echo: bool = False) -> LoadResult:
-    """Drive `clients` connections for `seconds`; raises OSError if one cannot connect."""
+             echo: bool = False, progress: Callable[[int, float], None] | None = None,
+             progress_every: float = 0.5) -> LoadResult:
+    """Drive `clients` connections for `seconds`; raises OSError if one cannot connect.
+    `progress(operations so far, seconds so far)` is called on the caller's thread every
+    `progress_every` seconds while the load runs."""
     socks = [socket.create_connection((host, port), timeout=10) for _ in range(clients)]
     results = csp.Chan(None)
     deadline = time.monotonic() + seconds
+    so_far = [0] * clients   # slot i written only by connection i
 
     def drive(index: int, sock: socket.socket) -> None:
         payload, replies_per_round = make_round(index, pipeline, echo)
@@ -54,6 +62,7 @@ def run_load(host: str, port: int, clients: int, seconds: float, pipeline: int,
                         raise ConnectionError("server closed the connection")
                     expected -= chunk.count(b"\n")
                 done += operations_per_round
+                so_far[index] = done
         except OSError:
             pass  # the count so far stands
         finally:
@@ -62,7 +71,23 @@ def run_load(host: str, port: int, clients: int, seconds: float, pipeline: int,
 
     start = time.monotonic()
     threads = [csp.go(drive, i, s, name=f"kv-load/client-{i}") for i, s in enumerate(socks)]
-    total = sum(results.recv()[0] for _ in threads)
+    total = finished = 0
+    ticker = csp.Ticker(progress_every) if progress else None
+    try:
+        while finished < len(threads):
+            if ticker is None:
+                total += results.recv()[0]
+                finished += 1
+                continue
+            index, value, _ = csp.select(csp.Recv(results), csp.Recv(ticker.c))
+            if index == 0:
+                total += value
+                finished += 1
+            else:
+                progress(sum(so_far), time.monotonic() - start)
+    finally:
+        if ticker is not None:
+            ticker.stop()
     elapsed = time.monotonic() - start
     for thread in threads:
         thread.join()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -84,34 +86,80 @@ def cluster(
                                   "(0: until Ctrl-C)."),
 ) -> None:
     """Start a local cluster of node processes and print each node's term and role as they
-    change."""
+    change. On a terminal a status line below them shows the leader, how many nodes answer and
+    the time; piped, only the change lines are printed."""
     from raft.client import local_addresses, status
     data_dir = data_dir or tempfile.mkdtemp(prefix="raft-cluster-")
     addresses = local_addresses(nodes)
     peers = ",".join(addresses)
     typer.echo(f"peers {peers}\nstate in {data_dir}")
+    live = LiveLine()
+    live.show(f"starting {nodes} node processes ...")
     procs = [subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(i),
                                "--peers", peers, "--data-dir", data_dir],
                               stdout=subprocess.DEVNULL) for i in range(nodes)]
     signal.signal(signal.SIGTERM, _interrupt)
     shown: dict[int, str] = {}
-    stop_at = time.monotonic() + seconds if seconds else float("inf")
+    started = time.monotonic()
+    stop_at = started + seconds if seconds else float("inf")
     try:
         while time.monotonic() < stop_at:
-            for i, state in enumerate(status(addresses)):
+            states = status(addresses)
+            for i, state in enumerate(states):
                 line = (f"{state.role} term {state.term}" if not isinstance(state, str)
                         else "down")
                 if shown.get(i) != line:
                     shown[i] = line
-                    typer.echo(f"{time.strftime('%H:%M:%S')} node {i}: {line}")
+                    live.echo(f"{time.strftime('%H:%M:%S')} node {i}: {line}")
+            live.show(_cluster_summary(states, time.monotonic() - started, seconds))
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
+        live.show(f"stopping {nodes} node processes ...")
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait()
+        live.clear()
+
+
+def _cluster_summary(states: list, elapsed: float, seconds: float) -> str:
+    up = [s for s in states if not isinstance(s, str)]
+    leaders = [(i, s) for i, s in enumerate(states) if not isinstance(s, str)
+               and s.role == "leader"]
+    if leaders:
+        i, state = max(leaders, key=lambda pair: pair[1].term)
+        who = f"leader node {i}, term {state.term}, commit {state.commit_index}"
+    else:
+        who = "no leader"
+    limit = f" of {seconds:.0f}" if seconds else " (Ctrl-C stops)"
+    return f"{who} | {len(up)}/{len(states)} nodes answer | {elapsed:.0f} s{limit}"
+
+
+class LiveLine:
+    """A status line rewritten in place under the printed lines, only when stdout is a
+    terminal; piped, show() prints nothing and echo() prints plain lines."""
+
+    def __init__(self) -> None:
+        self.live = sys.stdout.isatty()
+        self.shown = False
+
+    def show(self, text: str) -> None:
+        if self.live:
+            sys.stdout.write("\r\033[K" + text[:120])
+            sys.stdout.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
+            self.shown = False
+
+    def echo(self, text: str) -> None:
+        self.clear()
+        typer.echo(text)
 
 
 @app.command()
@@ -131,17 +179,33 @@ def submit(
 
 
 @app.command()
-def status(peers: str = PEERS) -> None:
-    """Print a table of every node's id, role, term, commit index and last log index."""
+def status(
+    peers: str = PEERS,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document: a list with "
+                                 "an object per node (an \"error\" member if it did not "
+                                 "answer)."),
+) -> None:
+    """Print a table of every node's id, role, term, commit index and last log index. Exit
+    status 1 when no node answered."""
     from raft.client import status as cluster_status
-    typer.echo(f"{'id':>3}  {'role':<10} {'term':>5} {'commit':>7} {'last':>7}  leader")
-    for i, state in enumerate(cluster_status(_peers(peers))):
-        if isinstance(state, str):
-            typer.echo(f"{i:>3}  {state}")
-        else:
-            typer.echo(f"{i:>3}  {state.role:<10} {state.term:>5} {state.commit_index:>7} "
-                       f"{state.last_index:>7}  {'-' if state.leader is None else state.leader}")
-
+    addresses = _peers(peers)
+    states = cluster_status(addresses)
+    if as_json:
+        rows = [{"id": i, "address": address,
+                 **({"error": state} if isinstance(state, str) else dataclasses.asdict(state))}
+                for i, (address, state) in enumerate(zip(addresses, states))]
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        typer.echo(f"{'id':>3}  {'role':<10} {'term':>5} {'commit':>7} {'last':>7}  leader")
+        for i, state in enumerate(states):
+            if isinstance(state, str):
+                typer.echo(f"{i:>3}  {state}")
+            else:
+                typer.echo(f"{i:>3}  {state.role:<10} {state.term:>5} {state.commit_index:>7} "
+                           f"{state.last_index:>7}  "
+                           f"{'-' if state.leader is None else state.leader}")
+    if all(isinstance(state, str) for state in states):
+        raise typer.Exit(1)
 
 if __name__ == "__main__":
     app(prog_name="python -m raft")

@@ -4,7 +4,10 @@ Prints one line per figure: our rate, the queue.Queue baseline rate, and the rat
 median of several rounds (the machine is noisy). Targets (issue 2): buffered stream >= 0.70,
 unbuffered ping-pong >= 0.50, select over 4 channels >= 0.50 of the single-queue stream.
 
-Usage: python scripts/bench/csp.py [--messages N] [--rounds R]
+With --json, one JSON document of the figures instead of the lines; on a terminal, a progress
+line shows which figure and round is being measured.
+
+Usage: python scripts/bench/csp.py [--messages N] [--rounds R] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 import csp  # noqa: E402
+from _report import Report  # noqa: E402
 
 
 def _timed(workers) -> float:
@@ -122,28 +126,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     n, rounds = args.messages, args.rounds
+    report = Report("csp", as_json=args.json)
     figures = [
-        ("buffered Chan(1024) stream", "msgs/s", chan_stream, queue_stream, n, 0.70),
-        ("unbuffered ping-pong", "round trips/s", chan_pingpong, queue_pingpong, n // 4, 0.50),
-        ("select over 4 channels", "msgs/s", chan_select4, queue_stream, n, 0.50),
+        ("buffered_stream", "buffered Chan(1024) stream", "msgs/s", chan_stream, queue_stream,
+         n, 0.70),
+        ("unbuffered_pingpong", "unbuffered ping-pong", "round trips/s", chan_pingpong,
+         queue_pingpong, n // 4, 0.50),
+        ("select4", "select over 4 channels", "msgs/s", chan_select4, queue_stream, n, 0.50),
     ]
-    failed = False
-    for label, unit, ours, baseline, count, target in figures:
+    for key, label, unit, ours, baseline, count, target in figures:
         # Alternate ours and the baseline round by round so drift hits both alike.
-        our_rates, base_rates = [], []
-        for _ in range(rounds):
-            our_rates.append(ours(count))
-            base_rates.append(baseline(count))
-        mine, base = statistics.median(our_rates), statistics.median(base_rates)
+        pairs = report.rounds(label, rounds, lambda: (ours(count), baseline(count)))
+        mine = statistics.median(p[0] for p in pairs)
+        base = statistics.median(p[1] for p in pairs)
         ratio = mine / base
         verdict = "ok" if ratio >= target else "BELOW TARGET"
-        failed |= ratio < target
-        print(f"{label:28s} {mine:>10,.0f} {unit:14s} queue.Queue {base:>10,.0f}  "
-              f"ratio {ratio:.2f} (target >= {target:.2f}) {verdict}")
-    return 1 if failed else 0
-
+        report.figure(key, f"{label:28s} {mine:>10,.0f} {unit:14s} queue.Queue {base:>10,.0f}  "
+                      f"ratio {ratio:.2f} (target >= {target:.2f}) {verdict}",
+                      ok=ratio >= target, unit=unit, ours=mine, queue_queue=base, ratio=ratio,
+                      target=target, rounds=rounds)
+    return report.finish()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,10 @@
    peak RSS (VmHWM) may grow by at most 4 x 500 x 4 KiB + 20% (the store is preloaded first,
    so its own growth is not counted).
 
-Servers run as separate processes; the load runs here. Usage: python scripts/bench/kv.py
+Servers run as separate processes; the load runs here. With --json, one JSON document of the
+figures instead of the lines; on a terminal, a progress line shows what is being measured.
+
+Usage: python scripts/bench/kv.py [--seconds S] [--rounds R] [--json]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ sys.path.insert(0, ROOT)
 from kv.loadgen import make_round, run_load  # noqa: E402
 from kv.protocol import GET, PUT, DELETE, LineSplitter, parse_request  # noqa: E402
 from kv.store import KVStore  # noqa: E402
+from _report import Report  # noqa: E402
 
 VALUE_BYTES = 4096
 
@@ -130,15 +134,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     if args.echo_server:
         echo_server(sys.stdout)
         return 0
+    report = Report("kv", as_json=args.json)
     ours, ceiling = [], []
-    for _ in range(args.rounds):
-        for cmd, rates, echo in (
-                ([sys.executable, "-m", "kv", "server", "--port", "0"], ours, False),
-                ([sys.executable, os.path.abspath(__file__), "--echo-server"], ceiling, True)):
+    for k in range(args.rounds):
+        for cmd, rates, echo, what in (
+                ([sys.executable, "-m", "kv", "server", "--port", "0"], ours, False,
+                 "kv server"),
+                ([sys.executable, os.path.abspath(__file__), "--echo-server"], ceiling, True,
+                 "line-echo ceiling")):
+            report.progress(f"throughput, {what}: round {k + 1}/{args.rounds} "
+                            f"({args.seconds:g} s)")
             proc, port = start(cmd)
             try:
                 result = run_load("127.0.0.1", port, 10, args.seconds, 64, echo=echo)
@@ -148,16 +158,23 @@ def main() -> int:
                 proc.wait()
     mine, base = statistics.median(ours), statistics.median(ceiling)
     ratio = mine / base
-    print(f"throughput, 10 pipelining clients  {mine:>10,.0f} ops/s   line-echo ceiling "
-          f"{base:>10,.0f} lines/s  ratio {ratio:.2f} (target >= 0.40) "
-          f"{'ok' if ratio >= 0.40 else 'BELOW TARGET'}")
-    print(f"  explained by: the per-request work alone (split, parse, apply, format) on one "
-          f"thread runs {work_only_ceiling():,.0f} ops/s")
+    report.figure("throughput", f"throughput, 10 pipelining clients  {mine:>10,.0f} ops/s   "
+                  f"line-echo ceiling {base:>10,.0f} lines/s  ratio {ratio:.2f} "
+                  f"(target >= 0.40) {'ok' if ratio >= 0.40 else 'BELOW TARGET'}",
+                  ok=ratio >= 0.40, ops_per_s=mine, line_echo_lines_per_s=base, ratio=ratio,
+                  target=0.40, clients=10, seconds=args.seconds, rounds=args.rounds)
+    report.progress("work-only ceiling (2 s)")
+    work = work_only_ceiling()
+    report.figure("work_only_ceiling", f"  explained by: the per-request work alone (split, "
+                  f"parse, apply, format) on one thread runs {work:,.0f} ops/s",
+                  ops_per_s=work)
+    report.progress("memory, 4 slow clients x 2,000 msgs")
     growth, limit = memory_figure()
-    print(f"memory, 4 slow clients x 2,000 msgs  peak RSS +{growth / 2**20:.1f} MiB   limit "
-          f"{limit / 2**20:.1f} MiB  {'ok' if growth <= limit else 'OVER LIMIT'}")
-    return 0 if ratio >= 0.40 and growth <= limit else 1
-
+    report.figure("memory", f"memory, 4 slow clients x 2,000 msgs  peak RSS "
+                  f"+{growth / 2**20:.1f} MiB   limit {limit / 2**20:.1f} MiB  "
+                  f"{'ok' if growth <= limit else 'OVER LIMIT'}",
+                  ok=growth <= limit, peak_rss_growth_bytes=growth, limit_bytes=limit)
+    return report.finish()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,10 @@
    Ack messages in one thread, which the Go wire format bounds.
 3. Goodput at 10% loss (both directions) as a fraction of the lossless goodput.
 
-Usage: python scripts/bench/lsp.py [--messages N] [--rounds R]
+With --json, one JSON document of the figures instead of the lines; on a terminal, a progress
+line shows which figure and round is being measured.
+
+Usage: python scripts/bench/lsp.py [--messages N] [--rounds R] [--json]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ sys.path.insert(0, ROOT)
 import lsp  # noqa: E402
 from lsp import lspnet  # noqa: E402
 from lsp.message import accept_data, data_message, decode, encode, new_ack  # noqa: E402
+from _report import Report  # noqa: E402
 
 PAYLOAD = b"x" * 1000
 FAST = dict(epoch_limit=20, epoch_millis=100, window_size=64, max_back_off_interval=0,
@@ -146,6 +150,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--udp-sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--lsp-sink", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     if args.udp_sink:
         udp_sink(args.udp_sink)
@@ -154,20 +159,33 @@ def main() -> int:
         lsp_sink(*args.lsp_sink)
         return 0
     n, rounds = args.messages, args.rounds
-    median = lambda fn, *a: statistics.median(fn(*a) for _ in range(rounds))  # noqa: E731
-    echo = median(echo_round_trips, 2000)
-    print(f"echo round trips, window 1        {echo:>10,.0f} round trips/s")
-    ours, raw = median(lsp_one_way, n), median(udp_one_way, n)
-    ratio = ours / raw
-    print(f"one-way 1,000-byte, window 64     {ours:>10,.0f} msgs/s {ours * 1000 / 1e6:6.1f} MB/s"
-          f"   raw UDP pair {raw:>10,.0f} msgs/s   ratio {ratio:.2f} (target >= 0.35) "
-          f"{'ok' if ratio >= 0.35 else 'BELOW TARGET'}")
-    print(f"  ceiling: encode+decode of Data and Ack on one thread {codec_ceiling():,.0f} msgs/s")
-    lossy = median(lsp_one_way, n // 4, 10)
-    print(f"goodput at 10% loss               {lossy:>10,.0f} msgs/s   "
-          f"fraction of lossless {lossy / ours:.2f}")
-    return 0 if ratio >= 0.35 else 1
+    report = Report("lsp", as_json=args.json)
 
+    def median(label, fn, *a):
+        return statistics.median(report.rounds(label, rounds, lambda: fn(*a)))
+
+    echo = median("echo round trips, window 1", echo_round_trips, 2000)
+    report.figure("echo_window1", f"echo round trips, window 1        {echo:>10,.0f} "
+                  f"round trips/s", round_trips_per_s=echo, rounds=rounds)
+    ours = median("one-way, LSP", lsp_one_way, n)
+    raw = median("one-way, raw UDP pair", udp_one_way, n)
+    ratio = ours / raw
+    report.figure("one_way_window64",
+                  f"one-way 1,000-byte, window 64     {ours:>10,.0f} msgs/s "
+                  f"{ours * 1000 / 1e6:6.1f} MB/s   raw UDP pair {raw:>10,.0f} msgs/s   "
+                  f"ratio {ratio:.2f} (target >= 0.35) {'ok' if ratio >= 0.35 else 'BELOW TARGET'}",
+                  ok=ratio >= 0.35, msgs_per_s=ours, mb_per_s=ours * 1000 / 1e6,
+                  raw_udp_msgs_per_s=raw, ratio=ratio, target=0.35, messages=n, rounds=rounds)
+    report.progress("ceiling: encode+decode of Data and Ack (1 s)")
+    ceiling = codec_ceiling()
+    report.figure("codec_ceiling", f"  ceiling: encode+decode of Data and Ack on one thread "
+                  f"{ceiling:,.0f} msgs/s", msgs_per_s=ceiling)
+    lossy = median("goodput at 10% loss", lsp_one_way, n // 4, 10)
+    report.figure("goodput_10pct_loss", f"goodput at 10% loss               {lossy:>10,.0f} "
+                  f"msgs/s   fraction of lossless {lossy / ours:.2f}",
+                  msgs_per_s=lossy, fraction_of_lossless=lossy / ours, messages=n // 4,
+                  rounds=rounds)
+    return report.finish()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,10 @@
 3. Fairness: with two miners, a 100,000-nonce request submitted while a 20,000,000-nonce one
    runs, against the same request on the idle cluster. Target <= 3x.
 
-Usage: python scripts/bench/miner.py [--rounds R]
+With --json, one JSON document of the figures instead of the lines; on a terminal, a progress
+line shows which figure and round is being measured.
+
+Usage: python scripts/bench/miner.py [--rounds R] [--json]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 sys.path.insert(0, ROOT)
 
 from miner import bitcoin, worker  # noqa: E402
+from _report import Report  # noqa: E402
 
 DATA = "bench"
 
@@ -58,8 +62,9 @@ class Cluster:
         self.port = int(self.server.stdout.readline().split()[-1])
         self.log: queue.Queue = queue.Queue()
         threading.Thread(target=self._collect, daemon=True).start()
+        # A miner's own messages go to our stderr, so that stdout holds only the figures.
         self.miners = [subprocess.Popen(command + ["miner", f"127.0.0.1:{self.port}"], cwd=ROOT,
-                                        env=env) for _ in range(miners)]
+                                        env=env, stdout=sys.stderr) for _ in range(miners)]
         joined = 0
         deadline = time.monotonic() + 30
         while joined < miners:
@@ -113,35 +118,43 @@ def fairness() -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     rounds = args.rounds
-    ok = True
+    report = Report("miner", as_json=args.json)
+
+    def median(label, fn, *a):
+        return statistics.median(report.rounds(label, rounds, lambda: fn(*a)))
 
     count = 500_000
-    bare = statistics.median(bare_hashlib(count) for _ in range(rounds))
-    ours = statistics.median(scan_rate(count) for _ in range(rounds))
+    bare = median("bare hashlib loop", bare_hashlib, count)
+    ours = median("one miner's loop", scan_rate, count)
     ratio = ours / bare
-    ok &= ratio >= 0.90
-    print(f"one miner's loop        {ours:>12,.0f} hashes/s   bare hashlib loop {bare:>12,.0f}"
-          f"   ratio {ratio:.2f} (target >= 0.90) {'ok' if ratio >= 0.90 else 'BELOW TARGET'}")
+    report.figure("miner_loop", f"one miner's loop        {ours:>12,.0f} hashes/s   bare hashlib "
+                  f"loop {bare:>12,.0f}   ratio {ratio:.2f} (target >= 0.90) "
+                  f"{'ok' if ratio >= 0.90 else 'BELOW TARGET'}",
+                  ok=ratio >= 0.90, hashes_per_s=ours, bare_hashlib_hashes_per_s=bare,
+                  ratio=ratio, target=0.90, nonces=count, rounds=rounds)
 
-    one = statistics.median(end_to_end(1, 2_000_000) for _ in range(rounds))
-    two = statistics.median(end_to_end(2, 2_000_000) for _ in range(rounds))
+    one = median("2,000,000 nonces, one miner", end_to_end, 1, 2_000_000)
+    two = median("2,000,000 nonces, two miners", end_to_end, 2, 2_000_000)
     speedup = one / two
-    ok &= speedup >= 1.7
-    print(f"2,000,000 nonces        one miner {one:6.2f} s   two miners {two:6.2f} s   speedup "
-          f"{speedup:.2f} (target >= 1.7) {'ok' if speedup >= 1.7 else 'BELOW TARGET'}")
+    report.figure("two_miners_speedup", f"2,000,000 nonces        one miner {one:6.2f} s   two "
+                  f"miners {two:6.2f} s   speedup {speedup:.2f} (target >= 1.7) "
+                  f"{'ok' if speedup >= 1.7 else 'BELOW TARGET'}",
+                  ok=speedup >= 1.7, one_miner_s=one, two_miners_s=two, speedup=speedup,
+                  target=1.7, nonces=2_000_000, rounds=rounds)
 
-    pairs = [fairness() for _ in range(rounds)]
+    pairs = report.rounds("fairness, 100,000 behind 20,000,000", rounds, fairness)
     idle = statistics.median(p[0] for p in pairs)
     loaded = statistics.median(p[1] for p in pairs)
     slowdown = loaded / idle
-    ok &= slowdown <= 3
-    print(f"100,000 nonces          idle cluster {idle:6.3f} s   behind a 20,000,000 request "
-          f"{loaded:6.3f} s   ratio {slowdown:.2f} (target <= 3) "
-          f"{'ok' if slowdown <= 3 else 'ABOVE TARGET'}")
-    return 0 if ok else 1
-
+    report.figure("fairness", f"100,000 nonces          idle cluster {idle:6.3f} s   behind a "
+                  f"20,000,000 request {loaded:6.3f} s   ratio {slowdown:.2f} (target <= 3) "
+                  f"{'ok' if slowdown <= 3 else 'ABOVE TARGET'}",
+                  ok=slowdown <= 3, idle_s=idle, loaded_s=loaded, ratio=slowdown, target=3,
+                  rounds=rounds)
+    return report.finish()
 
 if __name__ == "__main__":
     sys.exit(main())
