@@ -13,12 +13,16 @@ Threads (A is the system's address, N an actor's counter):
                        the actor goes on.
     actor:A/timers     delivers tell_after messages, which csp's shared timer thread hands
                        it when due (no thread per timer).
-    actor:A/to:B       one per remote address B: pops (due time, ref, bytes) from its own
-                       Mailbox, waits for the due time (artificial latency), and writes the
-                       tell with rpc's go() (pipelined: it never waits for a reply); reports
-                       failed tells, which are dropped (at most once).
-    (the rpc server's threads: the remote-tell service is `ordered`, so tells from one
-    connection are delivered in order.)
+    actor:A/to:B       one per remote address B: owns the connection to B and a backlog;
+                       takes (due time, counter, bytes) from its own Mailbox (pop, then
+                       pop_all: everything waiting), waits until the oldest is due (the
+                       artificial latency), then writes everything due, in order, as ONE
+                       RemoteTellBatch call with rpc's go() (pipelined: it never waits for
+                       a reply); a failed call drops its batch and reports one error (at
+                       most once). Stops when its Mailbox is closed (close()).
+    (the rpc server's threads: the remote-tell service is `ordered`, so the calls of one
+    connection run one at a time, in order, on that connection's RemoteTell thread, which
+    unpacks each batch into the mailboxes; bad batches are reported and dropped.)
 State: the tables of mailboxes, channel refs and remote senders are dicts written with single
 atomic operations (setdefault, pop); counters are per thread (threading.local) and summed by
 stats(), so no thread ever updates another's number; no locks (the channel rule).
@@ -74,9 +78,20 @@ class ActorRef:
 @rpc.register
 @dataclass
 class RemoteTell:
-    """What one system writes to another: the destination and the marshalled message."""
+    """One tell from one system to another: the destination and the marshalled message.
+    (Senders write RemoteTellBatch; this single form is still served.)"""
     ref: ActorRef
     payload: bytes
+
+
+@rpc.register
+@dataclass
+class RemoteTellBatch:
+    """Tells from one system to another, in the order they were made: message `texts[i]`
+    (the rpc codec's UTF-8 JSON, as text, which travels cheaper than base64) goes to the
+    receiving system's actor or channel ref number `counters[i]`."""
+    counters: list
+    texts: list
 
 
 @dataclass
@@ -108,12 +123,15 @@ class ActorContext:
         self.self = self_ref
         self._system = system
         self._born = time.monotonic()
-        self._sent_to: dict[str, int] = {}   # destination uid -> tells, for the message rate
+        # (address, counter) of each destination -> tells, for the message rate
+        self._sent_to: dict[tuple[str, int], int] = {}
 
     def tell(self, ref: ActorRef, message) -> None:
         """Send asynchronously; never blocks. Raises rpc.EncodeError for what cannot travel."""
-        self._count(ref)
-        self._system._send(ref, message, external=False)
+        key = (ref.address, ref.counter)
+        sent_to = self._sent_to
+        sent_to[key] = sent_to.get(key, 0) + 1
+        self._system._send(ref, message, False)
 
     def tell_after(self, ref: ActorRef, message, seconds: float) -> None:
         """Send `seconds` from now (the way to build timers); never blocks."""
@@ -124,8 +142,8 @@ class ActorContext:
         return self._system.is_local(ref)
 
     def _count(self, ref: ActorRef) -> None:
-        uid = ref.uid()
-        self._sent_to[uid] = self._sent_to.get(uid, 0) + 1
+        key = (ref.address, ref.counter)
+        self._sent_to[key] = self._sent_to.get(key, 0) + 1
 
     def _max_rate(self, now: float) -> float:
         window = math.floor(now - self._born + 1.1)
@@ -140,17 +158,45 @@ class _Counters:
 
 
 class _RemoteTellService:
+    """Served `ordered`: one connection's tells are delivered one call at a time, in order.
+    Bad input is reported to the error handler and dropped (the whole call), never raised."""
+
     def __init__(self, system: "ActorSystem") -> None:
         self._system = system
 
     def tell(self, message: RemoteTell) -> bool:
         system = self._system
         if type(message) is not RemoteTell or type(message.ref) is not ActorRef \
-                or type(message.payload) is not bytes:
+                or type(message.ref.counter) is not int or type(message.payload) is not bytes:
             system._report(ValueError(f"malformed remote tell: {message!r:.100}"))
             return False
         system._counters().remote_bytes += len(message.payload)
-        system._deliver_local(message.ref, message.payload)
+        system._deliver_local(message.ref.counter, message.payload)
+        return True
+
+    def tell_batch(self, batch: RemoteTellBatch) -> bool:
+        system = self._system
+        if type(batch) is not RemoteTellBatch or type(batch.counters) is not list \
+                or type(batch.texts) is not list or len(batch.counters) != len(batch.texts):
+            system._report(ValueError(f"malformed remote tell batch: {batch!r:.100}"))
+            return False
+        counters = batch.counters
+        payloads = []
+        size = 0
+        try:
+            for counter, text in zip(counters, batch.texts):
+                if type(counter) is not int or type(text) is not str:
+                    raise ValueError(f"a tell to {counter!r:.40} of {text!r:.60}")
+                payload = text.encode()   # UnicodeEncodeError (a ValueError): lone surrogate
+                size += len(payload)
+                payloads.append(payload)
+        except ValueError as exc:
+            system._report(ValueError(f"malformed remote tell batch: {exc}"))
+            return False
+        system._counters().remote_bytes += size
+        deliver = system._deliver_local
+        for counter, payload in zip(counters, payloads):
+            deliver(counter, payload)
         return True
 
 
@@ -265,8 +311,19 @@ class ActorSystem:
         return payload
 
     def _send(self, ref: ActorRef, message, external: bool) -> None:
-        payload = self._marshal(message, external)
-        if not self._closed.closed:
+        payload = codec.dumps(message)   # rpc.EncodeError for what cannot travel
+        try:
+            counters = self._local.counters
+        except AttributeError:
+            counters = self._counters()
+        counters.sent += 1
+        counters.external += external
+        counters.bytes += len(payload)
+        if self._closed.closed:
+            return
+        if ref.address == self.address:
+            self._deliver_local(ref.counter, payload)
+        else:
             self._deliver(ref, payload)
 
     def _send_after(self, ref: ActorRef, message, seconds: float, external: bool) -> None:
@@ -283,7 +340,7 @@ class ActorSystem:
 
     def _deliver(self, ref: ActorRef, payload: bytes) -> None:
         if ref.address == self.address:
-            self._deliver_local(ref, payload)
+            self._deliver_local(ref.counter, payload)
             return
         sender = self._senders.get(ref.address)
         if sender is None:
@@ -293,22 +350,22 @@ class ActorSystem:
                 self._threads.append(candidate.start())
                 if self._closed.closed:
                     candidate.close()
-        sender.push(ref, payload)
+        sender.push(ref.counter, payload)
 
-    def _deliver_local(self, ref: ActorRef, payload: bytes) -> None:
-        mailbox = self._mailboxes.get(ref.counter)
+    def _deliver_local(self, counter: int, payload: bytes) -> None:
+        """To this system's actor or channel ref number `counter`. Never blocks."""
+        mailbox = self._mailboxes.get(counter)
         if mailbox is not None:
             mailbox.push(payload)
             return
         # A channel ref takes one message: whoever pops its entry delivers (an atomic dict
         # operation, so two racing senders cannot both win); the entry is gone afterwards,
         # so refs used once cost nothing in a long-running system.
-        channel = self._channel_refs.pop(ref.counter, None)
-        if channel is None:
-            self._report(LookupError(f"no actor or unused channel ref {ref.uid()}: "
+        chan = self._channel_refs.pop(counter, None)
+        if chan is None:
+            self._report(LookupError(f"no actor or unused channel ref {self.address}/{counter}: "
                                      f"message dropped"))
             return
-        chan = channel
         try:
             message = codec.loads(payload)
         except rpc.FrameError as exc:
@@ -320,17 +377,19 @@ class ActorSystem:
     # ---- actors and errors ---------------------------------------------------------------------
 
     def _run_actor(self, actor: Actor, mailbox: Mailbox) -> None:
+        pop = mailbox.pop
+        loads = codec.loads
         while True:
-            payload, ok = mailbox.pop()
+            payload, ok = pop()
             if not ok:
                 return
             try:
-                message = codec.loads(payload)
+                message = loads(payload)
             except rpc.FrameError as exc:
                 self._report(exc)
                 continue
             try:
-                actor.on_message(message)
+                actor.on_message(message)   # looked up each time: an actor may swap it
             except Exception as exc:   # the actor keeps running (no supervision, as the course)
                 self._report(exc)
 
@@ -342,6 +401,9 @@ class ActorSystem:
 
     def _log_error(self, exc: BaseException) -> None:
         log.warning("%s: %s: %s", self.address, type(exc).__name__, exc)
+
+
+MAX_BATCH_BYTES = 1 << 20   # message text per remote call (a bigger message goes alone)
 
 
 class _RemoteSender:
@@ -356,8 +418,8 @@ class _RemoteSender:
     def start(self) -> threading.Thread:
         return csp.go(self._run, name=f"actor:{self._system.address}/to:{self._address}")
 
-    def push(self, ref: ActorRef, payload: bytes) -> None:
-        self._mailbox.push((time.monotonic() + self._latency, ref, payload))
+    def push(self, counter: int, payload: bytes) -> None:
+        self._mailbox.push((time.monotonic() + self._latency, counter, payload))
 
     def close(self) -> None:
         self._mailbox.close()
@@ -365,32 +427,57 @@ class _RemoteSender:
     def _run(self) -> None:
         client = None
         pending: deque = deque()   # calls in flight, oldest first, to report failures
+        backlog: deque = deque()   # (due, counter, payload) popped but not sent yet, in order
+        mailbox = self._mailbox
         closed = self._system._closed
+        report = self._system._report
+        monotonic = time.monotonic
         try:
             while True:
-                item, ok = self._mailbox.pop()
-                if not ok:
+                if not backlog:
+                    item, ok = mailbox.pop()
+                    if not ok:
+                        return
+                    backlog.append(item)
+                backlog.extend(mailbox.pop_all())
+                if mailbox.closed:
                     return
-                due, ref, payload = item
-                delay = due - time.monotonic()
-                if delay > 0:
+                now = monotonic()
+                delay = backlog[0][0] - now
+                if delay > 0:   # artificial latency: wait for the oldest, then take what is due
                     index, _, _ = csp.select(csp.Recv(csp.after(delay)), csp.Recv(closed))
                     if index == 1:
                         return
+                    continue
+                # Everything due goes in one call (pushes are in due order, give or take
+                # the clock reads of racing pushers).
+                counters = []
+                texts = []
+                size = 0
+                while backlog and backlog[0][0] <= now and size < MAX_BATCH_BYTES:
+                    _, counter, payload = backlog.popleft()
+                    counters.append(counter)
+                    texts.append(payload.decode())
+                    size += len(payload)
                 if client is None:
                     try:
                         client = rpc.dial(self._address, timeout=2.0)
                     except (rpc.RPCError, ValueError) as exc:
-                        self._system._report(exc)   # dropped: at most once
+                        report(exc)   # the batch is dropped: at most once
                         continue
-                pending.append(client.go("RemoteTell.tell", RemoteTell(ref, payload)))
-                while pending:   # report the tells that failed, without waiting
+                try:
+                    call = client.go("RemoteTell.tell_batch", RemoteTellBatch(counters, texts))
+                except rpc.EncodeError as exc:   # over the frame limit
+                    report(exc)
+                    continue
+                pending.append(call)
+                while pending:   # report the calls that failed, without waiting
                     index, _, _ = csp.select(csp.Recv(pending[0].done), default=True)
                     if index != 0:
                         break
                     call = pending.popleft()
                     if call.error is not None:
-                        self._system._report(call.error)
+                        report(call.error)   # one error per lost batch
                         if isinstance(call.error, rpc.ConnectionLost):
                             client.close()
                             client = None
