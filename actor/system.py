@@ -65,6 +65,36 @@ def set_artificial_latency_ms(ms: int) -> None:
     _artificial_latency_ms = ms
 
 
+class RemoteTellsBlocked(rpc.RPCError):
+    """A remote tell dropped by block_remote_tells (fault injection in tests and demos)."""
+
+
+# Links whose remote tells are dropped: frozensets of two addresses ("*" matches any). Read by
+# the sender threads, replaced whole by the functions below (never mutated in place).
+_blocked_links: frozenset = frozenset()
+
+
+def block_remote_tells(address_a: str, address_b: str) -> None:
+    """From now on drop, in both directions, the remote tells between the systems at
+    `address_a` and `address_b` (`"*"` for any), as a network partition would; each dropped
+    batch is reported to the sender's error handler. Undone by unblock_remote_tells()."""
+    global _blocked_links
+    _blocked_links = _blocked_links | {frozenset((address_a, address_b))}
+
+
+def unblock_remote_tells() -> None:
+    """Let every remote tell through again (tells dropped meanwhile stay lost)."""
+    global _blocked_links
+    _blocked_links = frozenset()
+
+
+def _is_blocked(source: str, destination: str) -> bool:
+    links = _blocked_links
+    return bool(links) and any(link in links for link in (
+        frozenset((source, destination)), frozenset((source, "*")),
+        frozenset((destination, "*"))))
+
+
 @rpc.register
 @dataclass(frozen=True)
 class ActorRef:
@@ -459,6 +489,10 @@ class _RemoteSender:
                     counters.append(counter)
                     texts.append(payload.decode())
                     size += len(payload)
+                if _is_blocked(self._system.address, self._address):
+                    report(RemoteTellsBlocked(f"{len(counters)} tells to {self._address} "
+                                              f"dropped: the link is blocked"))
+                    continue
                 if client is None:
                     try:
                         client = rpc.dial(self._address, timeout=2.0)
