@@ -38,6 +38,7 @@ import csp  # noqa: E402
 import rpc  # noqa: E402
 from rpc import codec  # noqa: E402
 from actor import Actor, ActorRef, ActorSystem, Mailbox  # noqa: E402
+from _report import Report  # noqa: E402
 
 
 @rpc.register
@@ -252,6 +253,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3, help="best of this many runs each")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--remote-sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--raw-sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -267,29 +269,36 @@ def main() -> int:
         return max((fn(*fn_args) for _ in range(args.runs)),
                    key=lambda result: result[0] if type(result) is tuple else result)
 
-    ok = True
+    report = Report("actor", as_json=args.json)
     ours = best(ours_local, n)
     marshalled, plain = best(pykka_local, n, True), best(pykka_local, n, False)
-    ok &= ours >= marshalled
-    print(f"local tell        ours {ours:>9,.0f} msgs/s   marshalling pykka {marshalled:>9,.0f} "
-          f"({ours / marshalled:.2f}x, target >= 1.0)   plain pykka {plain:>9,.0f} "
-          f"({ours / plain:.2f}x)")
+    report.figure("local_tell",
+                  f"local tell        ours {ours:>9,.0f} msgs/s   marshalling pykka "
+                  f"{marshalled:>9,.0f} ({ours / marshalled:.2f}x, target >= 1.0)   plain pykka "
+                  f"{plain:>9,.0f} ({ours / plain:.2f}x)", ok=ours >= marshalled,
+                  msgs_per_s=ours, marshalling_pykka=marshalled, plain_pykka=plain,
+                  ratio=ours / marshalled, target=1.0)
     asks = n // 4
     ours = best(ours_ask, asks)
     marshalled, plain = best(pykka_ask, asks, True), best(pykka_ask, asks, False)
-    ok &= ours >= marshalled
-    print(f"ask round trips   ours {ours:>9,.0f} /s       marshalling pykka {marshalled:>9,.0f} "
-          f"({ours / marshalled:.2f}x, target >= 1.0)   plain pykka {plain:>9,.0f} "
-          f"({ours / plain:.2f}x)")
+    report.figure("ask", f"ask round trips   ours {ours:>9,.0f} /s       marshalling pykka "
+                  f"{marshalled:>9,.0f} ({ours / marshalled:.2f}x, target >= 1.0)   plain pykka "
+                  f"{plain:>9,.0f} ({ours / plain:.2f}x)", ok=ours >= marshalled,
+                  round_trips_per_s=ours, marshalling_pykka=marshalled, plain_pykka=plain,
+                  ratio=ours / marshalled, target=1.0)
     rate, from_start, byte_rate, frame = best(ours_remote, n)
     raw = best(raw_remote, n, frame)
-    ok &= rate >= 0.3 * raw
-    print(f"remote tell       ours {rate:>9,.0f} msgs/s {byte_rate / 1e6:5.1f} MB/s   raw TCP, "
-          f"same frames {raw:>10,.0f} msgs/s   ratio {rate / raw:.2f} (target >= 0.30)   "
-          f"from the sender's start {from_start:,.0f} msgs/s ({from_start / raw:.2f})")
-    print(f"queued message    {queued_bytes_per_message():.0f} bytes each with 100,000 waiting "
-          f"in one mailbox (payload included)")
-    return 0 if ok else 1
+    report.figure("remote_tell",
+                  f"remote tell       ours {rate:>9,.0f} msgs/s {byte_rate / 1e6:5.1f} MB/s   "
+                  f"raw TCP, same frames {raw:>10,.0f} msgs/s   ratio {rate / raw:.2f} (target "
+                  f">= 0.30)   from the sender's start {from_start:,.0f} msgs/s "
+                  f"({from_start / raw:.2f})", ok=rate >= 0.3 * raw, msgs_per_s=rate,
+                  mb_per_s=byte_rate / 1e6, raw_tcp_msgs_per_s=raw, ratio=rate / raw,
+                  target=0.3, from_start_msgs_per_s=from_start)
+    queued = queued_bytes_per_message()
+    report.figure("queued_message", f"queued message    {queued:.0f} bytes each with 100,000 "
+                  f"waiting in one mailbox (payload included)", ok=True, bytes=queued)
+    return report.finish()
 
 
 if __name__ == "__main__":
