@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from csp.cli import run
+
 app = typer.Typer(add_completion=False, help="P3: the actor system and its examples.")
 example = typer.Typer(add_completion=False, help="Run one of the handout's examples.")
 app.add_typer(example, name="example")
@@ -17,4 +19,4 @@ def counter() -> None:
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m actor")
+    run(app, prog_name="python -m actor")

@@ -13,6 +13,7 @@ import time
 import typer
 
 import csp
+from csp.cli import run
 
 app = typer.Typer(add_completion=False, help="csp: Go-style channels and select on threads.")
 
@@ -76,4 +77,4 @@ def pipeline(
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m csp")
+    run(app, prog_name="python -m csp")
