@@ -8,6 +8,9 @@ off by passing `None`. With `default=True` and nothing ready, `(-1, None, False)
 once. A `Send` on a closed channel is ready, and choosing it raises `ChannelClosed` (Go panics);
 a `Recv` on a closed, drained channel is ready and gives `(index, None, False)`.
 
+`select_case` is the same choice answered with the case object instead of its index, for loops
+that branch by name rather than by position.
+
 A blocked select registers one waiter on every channel it names and sleeps on a private lock:
 it uses no CPU until a peer completes one of its cases (see `csp._runtime`).
 
@@ -132,6 +135,15 @@ def select(*cases, default: bool = False):
             raise ChannelClosed("send on closed channel")
         return index, None, True
     return index, waiter.value, waiter.ok
+
+
+def select_case(*cases, default: bool = False):
+    """`select`, answering with the case that ran instead of its position:
+    `(case, value, ok)`, where `case` is one of the objects passed in, or None when `default`
+    is true and nothing was ready. A loop names its cases once and branches on identity
+    (`if case is tick:`), so adding a case never rewires the other branches."""
+    index, value, ok = select(*cases, default=default)
+    return (cases[index] if index >= 0 else None), value, ok
 
 
 def _bad_case(case) -> TypeError:
