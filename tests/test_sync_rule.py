@@ -1,18 +1,18 @@
 """The course's synchronisation rule, enforced on the source: application packages
 (kv, lsp except lspnet.py, miner, actor, cmud) synchronise only through csp channels and
 select, never with threading's Lock, RLock, Condition, Semaphore, BoundedSemaphore or Event
-(nor multiprocessing's, nor _thread.allocate_lock). See DESIGN.md section 3."""
+(nor multiprocessing's, nor _thread.allocate_lock). See docs/architecture.md."""
 
 from __future__ import annotations
 
 import ast
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tests.source_scan import attribute_root, package_sources
+
 CHANNEL_ONLY_PACKAGES = ["kv", "lsp", "miner", "actor", "cmud"]
-RUNTIME_EXCEPTIONS = {pathlib.Path("lsp/lspnet.py")}  # the course's staff fault layer
+RUNTIME_EXCEPTIONS = {"lsp/lspnet.py"}  # the course's staff fault layer
 FORBIDDEN = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
              "allocate_lock", "allocate"}
 SYNC_MODULES = {"threading", "multiprocessing", "_thread", "multiprocessing.synchronize"}
@@ -35,29 +35,16 @@ def violations(source: str, filename: str = "<source>") -> list[str]:
                                  f"{alias.name}")
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN:
-            root = node.value
-            while isinstance(root, ast.Attribute):
-                root = root.value
+            root = attribute_root(node)
             if isinstance(root, ast.Name) and root.id in module_aliases:
                 found.append(f"{filename}:{node.lineno}: {ast.unparse(node)}")
     return found
 
 
-def channel_only_sources() -> list[pathlib.Path]:
-    files = []
-    for package in CHANNEL_ONLY_PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            if path.relative_to(ROOT) not in RUNTIME_EXCEPTIONS:
-                files.append(path)
-    return files
-
-
 def test_packages_use_channels_not_locks():
-    files = channel_only_sources()
-    assert files, "no source files found: the scan would prove nothing"
     found = []
-    for path in files:
-        found += violations(path.read_text(), str(path.relative_to(ROOT)))
+    for path, source in package_sources(CHANNEL_ONLY_PACKAGES, exclude=RUNTIME_EXCEPTIONS):
+        found += violations(source, path)
     assert not found, "locks in channel-only packages:\n" + "\n".join(found)
 
 

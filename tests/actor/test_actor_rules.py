@@ -5,11 +5,11 @@ sleeping, no mutable globals (`global`/`nonlocal`); coordination only by message
 from __future__ import annotations
 
 import ast
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.source_scan import package_sources
+
 PACKAGES = ["actor", "cmud"]
 FORBIDDEN_NAMES = {"threading", "Thread", "csp", "Chan", "select", "socket", "open",
                    "subprocess", "multiprocessing", "asyncio"}
@@ -43,11 +43,9 @@ def rule_violations(source: str, filename: str = "<source>") -> list[str]:
 
 
 def test_actor_subclasses_follow_the_rules():
-    files = [p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))]
-    assert files, "no sources found"
     found = []
-    for path in files:
-        found += rule_violations(path.read_text(), str(path.relative_to(ROOT)))
+    for path, source in package_sources(PACKAGES):
+        found += rule_violations(source, path)
     assert not found, "actor rules broken:\n" + "\n".join(found)
 
 
