@@ -1,4 +1,5 @@
-"""What every command line of the project shares: plain, honest `--help`.
+"""What every command line of the project shares: plain `--help`, Ctrl-C and SIGTERM, the
+`--verbose` log format, and a live status line.
 
 Typer renders help through rich by default, which turns `:key:` in a docstring into an emoji,
 labels every option `<bool>` or `<int range>`, and cuts long option names off in its boxes. The
@@ -6,14 +7,29 @@ commands here print click's plain help instead, with a metavar named after each 
 (`--port PORT`, `HOSTPORT`), so help text shows exactly what its docstring says.
 
 `run(app, prog_name)` is what each package's `__main__` calls; `plain_command(app)` is the click
-command it runs (typer's own copy of click), for tests that want to render help without a subprocess.
+command it runs (typer's own copy of click), for tests that want to render help without a
+subprocess.
+
+`stop_on_sigterm()` makes `kill PID` stop a process as cleanly as Ctrl-C (both raise
+KeyboardInterrupt in the main thread); `serve_until_interrupted()` is the body of every server
+command; `log_events(verbose)` turns on one log line per event on standard error; `StatusLine`
+keeps one line of progress under the printed lines on a terminal (rich's live display) and
+prints nothing but the plain lines when piped.
 
 Threads: none; runs on the caller's thread.
 """
 
 from __future__ import annotations
 
+import logging
+import signal
+import sys
+import threading
+
 import typer
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
 
 def plain_command(app: typer.Typer):
@@ -52,3 +68,69 @@ def _plain_argument(argument) -> None:
         usage_name += "..."
     argument._usage_display_name = lambda: usage_name
     argument.display_type_rich = lambda ctx: None
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does. Call it
+    from the main thread."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def serve_until_interrupted() -> None:
+    """Block the main thread until Ctrl-C or SIGTERM, then return (the caller closes what it
+    serves). Uses no CPU while waiting."""
+    stop_on_sigterm()
+    try:
+        threading.Event().wait()  # the main thread only sleeps here; signals still arrive
+    except KeyboardInterrupt:
+        pass
+
+
+def log_events(verbose: bool, level: int = logging.DEBUG) -> None:
+    """With `verbose`, log one line per event on standard error: time, thread, message.
+    Logging stays off otherwise."""
+    if verbose:
+        logging.basicConfig(level=level, stream=sys.stderr,
+                            format="%(asctime)s %(threadName)s %(message)s")
+
+
+class StatusLine:
+    """One line of progress kept under the printed lines while a long command runs.
+
+        with StatusLine() as status:
+            status.show("round 2/5")      # replaces the line (terminal only)
+            status.echo("node 1: leader") # a permanent line above it
+
+    On a terminal it is rich's live display (erased when the block ends, so what stays on the
+    screen is what a pipe would get); piped, `show` prints nothing and `echo` prints plain
+    lines. Not thread-safe: report from one thread."""
+
+    def __init__(self, stream=None) -> None:
+        self._console = Console(file=stream or sys.stdout, highlight=False, markup=False,
+                                emoji=False, soft_wrap=True)
+        self._live = Live(Text(""), console=self._console, transient=True, auto_refresh=False)
+        self.is_live = self._console.is_terminal
+
+    def __enter__(self) -> "StatusLine":
+        if self.is_live:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def show(self, text: str) -> None:
+        if self.is_live:
+            self._live.update(Text(text, no_wrap=True, overflow="ellipsis"), refresh=True)
+
+    def echo(self, text: str) -> None:
+        self._console.print(text)
+
+    def close(self) -> None:
+        """Erase the status line; idempotent."""
+        if self.is_live:
+            self._live.stop()
