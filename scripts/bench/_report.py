@@ -7,10 +7,9 @@ terminal a one-line progress display of what is being measured.
                   msgs_per_s=mine, baseline_msgs_per_s=base, ratio=ratio, target=0.7)
     return report.finish()
 
-Progress is shown only when standard output is a terminal: one line rewritten in place
-(carriage return) and erased before each figure line, so what stays on the screen is exactly
-what a pipe gets. Piped, there is no progress and no carriage return: only the figure lines,
-or only the JSON document.
+Progress is shown only when standard output is a terminal, through the project's one status
+line (`csp.cli.StatusLine`): erased at the end, so what stays on the screen is exactly what a
+pipe gets. Piped, there is no progress: only the figure lines, or only the JSON document.
 
 Threads: the caller's only; not thread-safe (benchmarks report from their main thread).
 """
@@ -22,7 +21,7 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
-ERASE = "\r\033[K"
+from csp.cli import StatusLine
 
 
 class Report:
@@ -33,35 +32,20 @@ class Report:
         self.bench = bench
         self.as_json = as_json
         self.stream = stream or sys.stdout
-        self.live = _isatty(self.stream)
+        self.status = StatusLine(self.stream).__enter__()
         self.figures: dict[str, dict[str, Any]] = {}
         self.ok = True
-        self._shown = False
         self._started = time.monotonic()
 
     def progress(self, text: str) -> None:
         """Show `text` as the progress line (on a terminal only)."""
-        if not self.live:
-            return
         elapsed = time.monotonic() - self._started
-        width = 100
-        line = f"[{self.bench} {elapsed:.0f} s] {text}"[:width]
-        self.stream.write(ERASE + line)
-        self.stream.flush()
-        self._shown = True
-
-    def clear(self) -> None:
-        if self._shown:
-            self.stream.write(ERASE)
-            self.stream.flush()
-            self._shown = False
+        self.status.show(f"[{self.bench} {elapsed:.0f} s] {text}")
 
     def line(self, text: str) -> None:
         """A line of the human-readable output (dropped with --json)."""
-        if self.as_json:
-            return
-        self.clear()
-        print(text, file=self.stream, flush=True)
+        if not self.as_json:
+            self.status.echo(text)
 
     def figure(self, key: str, text: str | None = None, ok: bool | None = None,
                **values: Any) -> None:
@@ -85,15 +69,8 @@ class Report:
 
     def finish(self) -> int:
         """Erase the progress line, print the JSON document if asked; the exit status."""
-        self.clear()
+        self.status.close()
         if self.as_json:
             document = {"bench": self.bench, "ok": self.ok, "figures": self.figures}
             print(json.dumps(document, indent=2), file=self.stream, flush=True)
         return 0 if self.ok else 1
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
