@@ -1,6 +1,6 @@
 """csp: Go's channels, select, timers and goroutines on Python threads.
 
-The whole contract is DESIGN.md section 3; in short:
+The whole contract is in docs/architecture.md ("csp, briefly"); in short:
 
     ch = Chan()            # unbuffered; Chan(n) buffered; Chan(None) unbounded
     ch.send(v); v, ok = ch.recv(); ch.close(); for v in ch: ...

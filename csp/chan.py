@@ -1,6 +1,6 @@
 """`Chan`: a Go channel on threads (unbuffered, buffered or unbounded), as a `queue.Queue`.
 
-Semantics (Go's, see DESIGN.md section 3):
+Semantics (Go's; see docs/architecture.md, "csp, briefly"):
 - `Chan()` is unbuffered: `send` returns only once a receiver has taken the value.
   `Chan(n)` buffers `n` values; `Chan(None)` never blocks a sender.
 - `send(v)` blocks while nobody can take `v`; raises `ChannelClosed` if the channel is closed

@@ -1,4 +1,4 @@
-"""lsp: P1 part A, the Live Sequence Protocol over UDP (DESIGN.md section 4).
+"""lsp: P1 part A, the Live Sequence Protocol over UDP (docs/architecture.md, "Public contracts").
 
     server = lsp.new_server(0, lsp.Params(window_size=8, max_unacked_messages=8))
     client = lsp.new_client(f"127.0.0.1:{server.port}", initial_seq_num=0)

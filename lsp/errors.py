@@ -1,4 +1,4 @@
-"""The LSP exceptions (DESIGN.md section 4)."""
+"""The LSP exceptions (docs/architecture.md, "Public contracts")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chan semantics (DESIGN.md section 3): rendezvous, buffering, FIFO, close, iteration, and the
+"""Chan semantics (docs/architecture.md, "csp, briefly"): rendezvous, buffering, FIFO, close, iteration, and the
 queue.Queue face of a channel. Every wait is bounded (see helpers)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""select rules (DESIGN.md section 3): readiness, default, nil channels, close, exactly-one-fires,
+"""select rules (docs/architecture.md, "csp, briefly"): readiness, default, nil channels, close, exactly-one-fires,
 cleanup of registrations, fairness, no CPU while blocked, and many-thread properties.
 Every wait is bounded (see helpers)."""
 

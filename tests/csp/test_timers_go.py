@@ -1,4 +1,4 @@
-"""Timers (`after`, `Ticker`, `Timer`), `go` and `WaitGroup` against DESIGN.md section 3.
+"""Timers (`after`, `Ticker`, `Timer`), `go` and `WaitGroup` against docs/architecture.md ("csp, briefly").
 
 Every blocking wait here has its own deadline that does not depend on the timer scheduler:
 `Chan.get(timeout=...)` parks on a lock with a timeout, `Thread.join(timeout)` then

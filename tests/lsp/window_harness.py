@@ -1,7 +1,7 @@
 """The shared driver of the course-mirror tests in test_lsp2.py, test_lsp4.py and test_lsp6.py.
 
-An `LSPSystem` is one server and its clients, built through the public API only (DESIGN.md
-section 4). Every call that may block (connect, read, write, close) runs as a job on its own
+An `LSPSystem` is one server and its clients, built through the public API only
+(docs/architecture.md, "Public contracts"). Every call that may block (connect, read, write, close) runs as a job on its own
 thread started with `csp.go`; jobs report what happened as events on one unbounded channel,
 and only the test thread records them, in `pump`, always against a `Deadline`. So a hung or
 misbehaving endpoint becomes a failure that says what was awaited, under which of the course's
@@ -10,8 +10,8 @@ budgets, and what had arrived so far, instead of a hang.
 Leaving the `with` block turns every lspnet knob off (so pending messages can still be
 acknowledged), closes the clients (concurrently: each may wait for its last acks), then the
 server, and joins every thread the system started. A reader still blocked in `read()` ends
-there: `read()` on a closed endpoint raises `LSPError` (DESIGN.md section 4, and section 5:
-"close() wakes every waiter"). Teardown problems fail a test that had otherwise passed; when the
+there: `read()` on a closed endpoint raises `LSPError` (docs/architecture.md: the lsp contract,
+and "close() wakes every waiter"). Teardown problems fail a test that had otherwise passed; when the
 test already failed, its own failure is the one reported.
 
 Also here: `NetworkSwitch` (lsp4's network on/off), and two lspnet middleboxes, `AckGate`
@@ -229,7 +229,7 @@ class LSPSystem:
     def _quiet_close(endpoint, problems: list[str]) -> None:
         try:
             endpoint.close()
-        except Exception as exc:  # DESIGN: close() never raises
+        except Exception as exc:  # docs/architecture.md: close() never raises
             problems.append(f"{type(endpoint).__name__}.close() raised {exc!r}")
 
     @staticmethod
