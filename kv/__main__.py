@@ -1,12 +1,23 @@
-"""Command line of P0: `python -m kv server|client|load ...` (see --help of each)."""
+"""Command line of P0: `python -m kv server|client|load ...` (see --help of each).
+
+Threads:
+    server   the main thread waits for Ctrl-C or SIGTERM; the server runs its own threads
+             (see kv.server).
+    client   the main thread alone: it selects over standard input and the socket, so it
+             notices the server closing the connection at once, even while nobody types.
+    load     the main thread collects results and shows progress; kv.loadgen runs one thread
+             per connection.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import select
 import signal
 import socket
 import sys
-import time
 
 import typer
 
@@ -54,14 +65,16 @@ def server(
     finally:
         active, dropped = kv_server.count_active(), kv_server.count_dropped()
         kv_server.close()
-        typer.echo(f"closed ({active} clients connected, {dropped} dropped)")
+        typer.echo(f"closed ({active} clients connected, {dropped} disconnected)")
 
 
 @app.command()
 def client(hostport: str = typer.Argument(..., help="Server address, HOST:PORT.")) -> None:
     """Send the request lines typed on standard input; print the server's replies.
 
-    Requests: Put:key:value, Get:key, Delete:key, Update:key:old:new. End with Ctrl-D.
+    Requests: Put:key:value, Get:key, Delete:key, Update:key:old:new. End with Ctrl-D: the
+    client then prints the replies still due and exits 0. When the server closes the
+    connection first, the client says so on standard error at once and exits 1.
     """
     host, port = parse_hostport(hostport)
     try:
@@ -69,28 +82,92 @@ def client(hostport: str = typer.Argument(..., help="Server address, HOST:PORT."
     except OSError as exc:
         typer.echo(f"error: cannot connect to {hostport}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1)
-    sock.settimeout(None)
-
-    def print_replies() -> None:
-        with sock.makefile("rb") as replies:
-            for line in replies:
-                sys.stdout.write(line.decode("utf-8", "replace"))
-                sys.stdout.flush()
-
-    printer = csp.go(print_replies, name="kv-client/printer")
+    hint = " (one request per line; Ctrl-D ends)" if sys.stdin.isatty() else ""
+    typer.echo(f"connected to {host}:{port}{hint}", err=True)
     try:
-        for line in sys.stdin.buffer:
-            sock.sendall(line if line.endswith(b"\n") else line + b"\n")
+        failure = relay(sock, sys.stdin.fileno(), sys.stdout.fileno())
     except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        typer.echo(f"error: connection lost: {exc.strerror or exc}", err=True)
-    try:
-        sock.shutdown(socket.SHUT_WR)  # the server sends what is pending, then closes
-    except OSError:
-        pass
-    printer.join(10)
-    sock.close()
+        failure = None  # Ctrl-C: the user ends the session; nothing went wrong
+    finally:
+        sock.close()
+    if failure:
+        typer.echo(f"error: {failure}", err=True)
+        raise typer.Exit(1)
+
+
+CLIENT_CHUNK_BYTES = 64 * 1024
+UNSENT_LIMIT_BYTES = 1 << 20  # stop reading standard input while this much waits to be sent
+
+
+def relay(sock: socket.socket, input_fd: int, output_fd: int) -> str | None:
+    """Send the bytes read from `input_fd` to `sock` and write what `sock` receives to
+    `output_fd`, until the server closes the connection. Returns None when it closed after
+    end of input (every reply received), or what went wrong: the server closed the
+    connection while input was still open, the connection failed, or the output did.
+
+    Blocks the calling thread (it alone does the work: one select over both descriptors).
+    A last line without a newline gets one, so it is still a request. `sock` is left open.
+    """
+    sock.setblocking(False)
+    unsent = bytearray()
+    input_open = True
+    input_ends_line = True   # the last byte read was a newline (or nothing was read)
+    write_shut = False
+    while True:
+        readers = [sock]
+        if input_open and len(unsent) < UNSENT_LIMIT_BYTES:
+            readers.append(input_fd)
+        readable, writable, _ = select.select(readers, [sock] if unsent else [], [])
+        if sock in readable:
+            try:
+                data = sock.recv(CLIENT_CHUNK_BYTES)
+            except BlockingIOError:
+                data = None
+            except OSError as exc:
+                return _lost(exc)
+            if data == b"":
+                return None if write_shut else "server closed the connection"
+            try:
+                _write_all(output_fd, data or b"")
+            except OSError as exc:
+                return f"cannot write the replies: {exc.strerror or exc}"
+        if input_fd in readable:
+            try:
+                data = os.read(input_fd, CLIENT_CHUNK_BYTES)
+            except OSError:
+                data = b""  # unreadable input ends the input
+            if data:
+                unsent += data
+                input_ends_line = data.endswith(b"\n")
+            else:
+                input_open = False
+                if not input_ends_line:
+                    unsent += b"\n"
+        if unsent:  # a non-blocking send: whatever fits now
+            try:
+                del unsent[:sock.send(unsent)]
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                return _lost(exc)
+        if not input_open and not unsent and not write_shut:
+            try:
+                sock.shutdown(socket.SHUT_WR)  # the server sends what is due, then closes
+            except OSError as exc:
+                return _lost(exc)
+            write_shut = True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _lost(exc: OSError) -> str:
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return "server closed the connection"
+    return f"connection lost: {exc.strerror or exc}"
 
 
 @app.command()
@@ -99,11 +176,14 @@ def load(
     clients: int = typer.Option(10, min=1, max=1000, help="Concurrent connections."),
     seconds: float = typer.Option(5.0, min=0.1, help="How long to run."),
     pipeline: int = typer.Option(64, min=1, max=10000, help="Requests in flight per client."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of "
+                                 "the result line: address, clients, pipeline, seconds, "
+                                 "operations, ops_per_s."),
 ) -> None:
     """Pipeline Put/Get requests from CLIENTS connections; print operations per second.
 
     On a terminal a progress line shows the operations so far while the load runs; piped,
-    only the result line is printed."""
+    only the result line (or the JSON document) is printed."""
     host, port = parse_hostport(hostport)
     from kv.loadgen import run_load  # noqa: PLC0415 - only this command needs it
     live = sys.stdout.isatty()
@@ -118,14 +198,21 @@ def load(
         result = run_load(host, port, clients, seconds, pipeline,
                           progress=show if live else None)
     except OSError as exc:
-        typer.echo(f"error: {exc.strerror or exc}", err=True)
+        typer.echo(f"error: cannot load {hostport}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1)
     finally:
         if live:
             sys.stdout.write("\r\033[K")
             sys.stdout.flush()
-    typer.echo(f"{result.operations} operations in {result.seconds:.2f} s from {clients} "
-               f"clients: {result.operations / result.seconds:,.0f} ops/s")
+    rate = result.operations / result.seconds
+    if as_json:
+        typer.echo(json.dumps({"address": f"{host}:{port}", "clients": clients,
+                               "pipeline": pipeline, "seconds": round(result.seconds, 3),
+                               "operations": result.operations, "ops_per_s": round(rate, 1)},
+                              indent=2))
+    else:
+        typer.echo(f"{result.operations} operations in {result.seconds:.2f} s from {clients} "
+                   f"clients: {rate:,.0f} ops/s")
 
 
 if __name__ == "__main__":

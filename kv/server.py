@@ -53,8 +53,9 @@ class _Client:
 class KeyValueServer:
     """A KV messaging server on `store` (which only the server's loop thread touches).
 
-    `start(port)` listens and returns at once. `count_active()`/`count_dropped()` block briefly
-    (a question to the loop) and are thread-safe; after close they return the final counts.
+    `start(port)` listens and returns at once. `count_active()` (clients connected now) and
+    `count_dropped()` (clients that have disconnected so far) block briefly (a question to the
+    loop) and are thread-safe; after close they return the final counts.
     `close()` is idempotent, closes every connection at once and returns when no server thread
     is left.
     """
@@ -99,7 +100,8 @@ class KeyValueServer:
         return self._counts()[0]
 
     def count_dropped(self) -> int:
-        """Clients that have disconnected so far (their peer closed or reset)."""
+        """Clients that have disconnected so far, for any reason: closed normally, reset or
+        vanished (the course calls them "dropped"; the server never drops a client itself)."""
         return self._counts()[1]
 
     def close(self) -> None:
@@ -132,7 +134,7 @@ class KeyValueServer:
     def _loop(self) -> None:
         clients: dict[int, _Client] = {}   # connected
         leaving: dict[int, _Client] = {}   # departed; the writer still flushes their replies
-        dropped = 0
+        dropped = 0   # clients that disconnected (the course's word; see count_dropped)
         numbers = itertools.count(1)
         cases = [csp.Recv(self._batches), csp.Recv(self._connections),
                  csp.Recv(self._departures), csp.Recv(self._writers_done),
@@ -154,7 +156,7 @@ class KeyValueServer:
                 client.outgoing.close()  # the writer sends what is queued, then ends
                 if not client.writer_done:
                     leaving[client.number] = client
-                log.debug("client %d left; %d active, %d dropped",
+                log.debug("client %d disconnected; %d active, %d disconnected so far",
                           client.number, len(clients), dropped)
             elif index == 3:
                 value.writer_done = True

@@ -1,8 +1,10 @@
 """The load generator: its progress callback sees the operations grow while the load runs, and
-`python -m kv load` piped prints only its result line (no progress, no carriage return)."""
+`python -m kv load` piped prints only its result line (no progress, no carriage return), or
+with --json one JSON document."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -45,3 +47,32 @@ def test_piped_load_prints_one_plain_result_line(server):
     assert "\r" not in proc.stdout
     assert re.fullmatch(r"\d+ operations in [\d.]+ s from 2 clients: [\d,]+ ops/s\n",
                         proc.stdout), proc.stdout
+
+
+def test_load_json_is_one_document_with_the_figures(server):
+    proc = subprocess.run([sys.executable, "-m", "kv", "load", f"127.0.0.1:{server.port}",
+                           "--clients", "2", "--seconds", "0.5", "--pipeline", "9", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert set(document) == {"address", "clients", "pipeline", "seconds", "operations",
+                             "ops_per_s"}
+    assert document["address"] == f"127.0.0.1:{server.port}"
+    assert (document["clients"], document["pipeline"]) == (2, 9)
+    assert document["operations"] > 0 and document["seconds"] >= 0.5
+    assert document["ops_per_s"] == pytest.approx(document["operations"] / document["seconds"],
+                                                  rel=0.01)
+
+
+def test_load_of_an_address_nobody_listens_on_is_one_error_line():
+    kv_server = KeyValueServer(KVStore())
+    kv_server.start(0)
+    port = kv_server.port
+    close_server_within(kv_server)   # now nobody listens on `port`
+    proc = subprocess.run([sys.executable, "-m", "kv", "load", f"127.0.0.1:{port}",
+                           "--seconds", "0.5", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert re.fullmatch(rf"error: cannot load 127\.0\.0\.1:{port}: .+\n", proc.stderr), \
+        proc.stderr
