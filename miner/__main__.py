@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+from csp.cli import run
 import lsp
 from lsp import lspnet
 from lsp.__main__ import ELIM, EMS, MAXBACKOFF, MAXUNACKED, RDROP, VERBOSE, WDROP, WSIZE
@@ -69,15 +70,30 @@ def miner(
     wsize: int = WSIZE, maxunacked: int = MAXUNACKED, maxbackoff: int = MAXBACKOFF,
     verbose: bool = VERBOSE,
 ) -> None:
-    """Join the server and mine the ranges it sends; exits when the server is lost."""
+    """Join the server and mine the ranges it sends, until the server is lost or Ctrl-C.
+
+    Prints `joined HOST:PORT as miner (conn N)` once joined and `server lost: exiting` when
+    the server is lost. Exit status 0 then: losing the server is how a miner's work ends (the
+    course's miner shuts down the same way); 1 only when it cannot join."""
     params = _setup(verbose, rdrop, wdrop, elim, ems, wsize, maxunacked, maxbackoff, False)
+    typer.echo(f"connecting to {hostport} (gives up after {elim} epochs of {ems} ms)...", err=True)
     try:
         conn = worker.connect(hostport, params)
     except (lsp.LSPError, ValueError) as exc:
         typer.echo(f"Failed to join with server: {exc}")
         raise typer.Exit(1)
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
     try:
-        worker.mine(conn)
+        worker.join(conn)
+    except lsp.LSPError as exc:
+        conn.close()
+        typer.echo(f"Failed to join with server: {exc}")
+        raise typer.Exit(1)
+    typer.echo(f"joined {hostport} as miner (conn {conn.conn_id()})")
+    try:
+        worker.serve(conn)
+        typer.echo("server lost: exiting")
     except KeyboardInterrupt:
         pass
     finally:
@@ -117,4 +133,4 @@ def client(
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m miner")
+    run(app, prog_name="python -m miner")

@@ -20,10 +20,14 @@ def connect(hostport: str, params: lsp.Params | None = None) -> lsp.Client:
     return lsp.new_client(hostport, random.randrange(256), params)
 
 
-def mine(conn: lsp.Client) -> None:
-    """Join, then answer each Request with the minimum (hash, nonce) of its range, until the
-    server is lost (returns; the caller closes `conn`). Other messages are ignored."""
+def join(conn: lsp.Client) -> None:
+    """Send the Join message (never blocks). Raises lsp.LSPError if the server is lost."""
     conn.write(bitcoin.encode(bitcoin.new_join()))
+
+
+def serve(conn: lsp.Client) -> None:
+    """Answer each Request with the minimum (hash, nonce) of its range, until the server is
+    lost (returns; the caller closes `conn`). Other messages are ignored."""
     while True:
         try:
             payload = conn.read()
