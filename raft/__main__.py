@@ -1,4 +1,8 @@
-"""Command line of the Raft nodes: `python -m raft node|cluster|submit|status ...`."""
+"""Command line of the Raft nodes: `python -m raft node|cluster|submit|status ...`.
+
+Threads: each command runs on the main thread; `node` starts a Node, which runs its own
+threads (see raft.node); `cluster` runs its nodes as child processes and polls them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,29 +85,47 @@ def node(
 @app.command()
 def cluster(
     nodes: int = typer.Option(5, "--nodes", min=1, max=15, help="How many node processes."),
-    data_dir: str = typer.Option("", "--data-dir", help="State files (default: a new "
-                                 "temporary directory)."),
+    data_dir: str = typer.Option("", "--data-dir", help="Where the nodes keep their state, "
+                                 "kept at exit (default: a new temporary directory, removed "
+                                 "at exit)."),
     seconds: float = typer.Option(0, "--seconds", min=0, help="Stop after this long "
                                   "(0: until Ctrl-C)."),
 ) -> None:
     """Start a local cluster of node processes and print each node's term and role as they
-    change. On a terminal a status line below them shows the leader, how many nodes answer and
-    the time; piped, only the change lines are printed."""
-    from raft.client import local_addresses, status
+    change. First it prints each node's id, address and PID (`kill -9 PID` crashes that node)
+    and where the state is. On a terminal a status line below them shows the leader, how many
+    nodes answer and the time; piped, only the change lines are printed."""
+    temporary = not data_dir
     data_dir = data_dir or tempfile.mkdtemp(prefix="raft-cluster-")
+    try:
+        _run_cluster(nodes, data_dir, temporary, seconds)
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float) -> None:
+    """Start the node processes, print their changes until `seconds` or Ctrl-C/SIGTERM, then
+    stop them (SIGTERM) and wait for each."""
+    from raft.client import local_addresses, status
     addresses = local_addresses(nodes)
     peers = ",".join(addresses)
-    typer.echo(f"peers {peers}\nstate in {data_dir}")
+    kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
+            else "kept at exit")
+    typer.echo(f"peers {peers}\nstate in {data_dir} ({kept})")
     live = LiveLine()
     live.show(f"starting {nodes} node processes ...")
-    procs = [subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(i),
-                               "--peers", peers, "--data-dir", data_dir],
-                              stdout=subprocess.DEVNULL) for i in range(nodes)]
+    procs: list[subprocess.Popen] = []
     signal.signal(signal.SIGTERM, _interrupt)
-    shown: dict[int, str] = {}
-    started = time.monotonic()
-    stop_at = started + seconds if seconds else float("inf")
     try:
+        for i in range(nodes):
+            procs.append(subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(i),
+                                           "--peers", peers, "--data-dir", data_dir],
+                                          stdout=subprocess.DEVNULL))
+            live.echo(f"node {i}  {addresses[i]}  pid {procs[-1].pid}")
+        shown: dict[int, str] = {}
+        started = time.monotonic()
+        stop_at = started + seconds if seconds else float("inf")
         while time.monotonic() < stop_at:
             states = status(addresses)
             for i, state in enumerate(states):
@@ -166,12 +189,22 @@ class LiveLine:
 def submit(
     command: str = typer.Argument(..., help="The command (a string) to commit."),
     peers: str = PEERS,
+    wait_seconds: float = typer.Option(15.0, "--wait-seconds", min=0.1, help="How long to "
+                                       "wait for a leader to commit it."),
 ) -> None:
-    """Commit COMMAND through whoever leads; print the index it committed at."""
+    """Commit COMMAND through whoever leads; print the index it committed at. While no leader
+    is known, say so on standard error; exit status 1 when none committed it in time."""
     from raft.client import NoLeader, submit as submit_commands
     addresses = _peers(peers)
+
+    def say_waiting(answer: str) -> None:
+        peers_text = "1 peer" if len(addresses) == 1 else f"{len(addresses)} peers"
+        typer.echo(f"waiting for a leader among {peers_text} (up to {wait_seconds:g} s; "
+                   f"{answer}) ...", err=True)
+
     try:
-        index, leader = submit_commands(addresses, [command])
+        index, leader = submit_commands(addresses, [command], deadline_seconds=wait_seconds,
+                                        on_wait=say_waiting)
     except NoLeader as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Callable
 
 import rpc
 from raft.node import Applied, AppliedQuery, Status, StatusQuery, Submit, Submitted
@@ -45,7 +46,7 @@ def local_addresses(count: int) -> list[str]:
 
 
 def _call(address: str, method: str, args, timeout: float):
-    client = rpc.dial(address, timeout=1.0)
+    client = rpc.dial(address, timeout=min(1.0, timeout))
     try:
         return client.call(method, args, timeout=timeout)
     finally:
@@ -53,30 +54,45 @@ def _call(address: str, method: str, args, timeout: float):
 
 
 def submit(addresses: list[str], commands: list, deadline_seconds: float = 15.0,
-           first_guess: int = 0) -> tuple[int, int]:
+           first_guess: int = 0,
+           on_wait: Callable[[str], None] | None = None) -> tuple[int, int]:
     """Commit `commands` (in order, consecutive indices); returns (first index, the node that
-    led). Tries the hinted leader first, then every node in turn, until the deadline."""
+    led). Tries the hinted leader first, then every node in turn, until `deadline_seconds`
+    have passed (no call outlives the deadline); then raises NoLeader with each node's last
+    answer.
+
+    `on_wait(answer)`, if given, is called once on the caller's thread the first time an
+    answer leaves no leader to follow (the node did not answer, or knows no leader): from then
+    on submit is waiting for a leader to be elected or to come back."""
     deadline = time.monotonic() + deadline_seconds
     target = first_guess % len(addresses)
-    seen = []
-    while time.monotonic() < deadline:
+    last_answers: dict[int, str] = {}
+    waiting = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
         try:
-            reply: Submitted = _call(addresses[target], "Node.submit", Submit(commands),
-                                     CALL_TIMEOUT_SECONDS)
+            reply: Submitted | None = _call(addresses[target], "Node.submit", Submit(commands),
+                                            min(CALL_TIMEOUT_SECONDS, remaining))
         except rpc.RPCError as exc:
-            seen.append(f"node {target}: {exc}")
+            last_answers[target] = str(exc)
             reply = None
         if reply is not None and reply.ok:
             return reply.first_index, target
         if reply is not None:
-            seen.append(f"node {target}: {reply.error}")
+            last_answers[target] = reply.error
         if reply is not None and reply.leader is not None and reply.leader != target:
             target = reply.leader
-        else:
-            target = (target + 1) % len(addresses)
-            time.sleep(0.05)
-    raise NoLeader("no leader committed the commands in time; last answers: "
-                   + "; ".join(seen[-len(addresses):]))
+            continue
+        if not waiting and on_wait is not None:
+            on_wait(f"node {target}: {last_answers[target]}")
+        waiting = True
+        target = (target + 1) % len(addresses)
+        time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
+    answers = "; ".join(f"node {i}: {answer}" for i, answer in sorted(last_answers.items()))
+    raise NoLeader(f"no leader committed the commands within {deadline_seconds:g} s; "
+                   f"last answers: {answers or 'none'}")
 
 
 def status(addresses: list[str]) -> list[Status | str]:

@@ -59,3 +59,6 @@ def test_cluster_piped_prints_plain_lines_and_elects_a_leader(tmp_path):
     assert "\r" not in proc.stdout and "\033" not in proc.stdout
     assert re.search(r"^\d\d:\d\d:\d\d node \d: leader term \d+$", proc.stdout, re.MULTILINE), \
         proc.stdout
+    # A directory the user gave is kept, with the nodes' state in it, and the output says so.
+    assert f"state in {tmp_path} (kept at exit)\n" in proc.stdout
+    assert os.listdir(tmp_path), "the nodes wrote no state into --data-dir"
