@@ -19,7 +19,9 @@ Threads (A is the system's address, N an actor's counter):
                        artificial latency), then writes everything due, in order, as ONE
                        RemoteTellBatch call with rpc's go() (pipelined: it never waits for
                        a reply); a failed call drops its batch and reports one error (at
-                       most once). Stops when its Mailbox is closed (close()).
+                       most once) to a handler set with on_error, while the default handler
+                       logs only a change of the link's state (LinkReport: "dropped" once,
+                       "get through again" once). Stops when its Mailbox is closed (close()).
     (the rpc server's threads: the remote-tell service is `ordered`, so the calls of one
     connection run one at a time, in order, on that connection's RemoteTell thread, which
     unpacks each batch into the mailboxes; bad batches are reported and dropped.)
@@ -248,6 +250,7 @@ class ActorSystem:
         self._all_counters: list[_Counters] = []
         self._local = threading.local()
         self._error_handler = self._log_error
+        self._handler_is_default = True   # link failures are logged on change only
         self._delayed = csp.Chan(None)
         self._threads.append(csp.go(self._deliver_delayed, name=f"actor:{self.address}/timers"))
         _last_system = self
@@ -290,8 +293,10 @@ class ActorSystem:
         return ref.address == self.address
 
     def on_error(self, handler) -> None:
-        """`handler(exc)` gets every error from now on (replacing any earlier handler)."""
+        """`handler(exc)` gets every error from now on (replacing any earlier handler),
+        one per lost batch of remote tells."""
         self._error_handler = handler
+        self._handler_is_default = False
 
     def stats(self) -> Stats:
         totals = Stats()
@@ -432,6 +437,47 @@ class ActorSystem:
     def _log_error(self, exc: BaseException) -> None:
         log.warning("%s: %s: %s", self.address, type(exc).__name__, exc)
 
+    def _report_link(self, address: str, exc: BaseException | None, news: bool) -> None:
+        """A batch of remote tells to `address` was lost (`exc`) or got through (None);
+        `news`: the link's state changed (LinkReport). A handler set with on_error gets every
+        loss; the default handler logs the news only, so a peer that is down for an hour
+        costs two lines, not one per heartbeat."""
+        if not self._handler_is_default:
+            if exc is not None:
+                self._report(exc)
+            return
+        if not news:
+            return
+        if exc is None:
+            log.warning("%s: remote tells to %s get through again", self.address, address)
+        else:
+            log.warning("%s: remote tells to %s are dropped: %s: %s (said again only when "
+                        "they get through)", self.address, address, type(exc).__name__, exc)
+
+
+class LinkReport:
+    """When the state of one remote link is news, the rule behind the default log: the first
+    lost batch while the link worked ("dropped") and the first batch through after losses
+    ("again"); the losses in between, however many, are no news. A link starts as working.
+    Pure (no I/O, no clock); each remote sender thread owns one."""
+
+    __slots__ = ("down",)
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def lost(self) -> bool:
+        """A batch to the link was lost: True when the link had been working."""
+        news = not self.down
+        self.down = True
+        return news
+
+    def delivered(self) -> bool:
+        """A batch reached the link: True when the link had been losing batches."""
+        news = self.down
+        self.down = False
+        return news
+
 
 MAX_BATCH_BYTES = 1 << 20   # message text per remote call (a bigger message goes alone)
 
@@ -461,6 +507,12 @@ class _RemoteSender:
         mailbox = self._mailbox
         closed = self._system._closed
         report = self._system._report
+        address = self._address
+        link = LinkReport()
+
+        def report_lost(exc: BaseException) -> None:
+            self._system._report_link(address, exc, link.lost())
+
         monotonic = time.monotonic
         try:
             while True:
@@ -490,14 +542,14 @@ class _RemoteSender:
                     texts.append(payload.decode())
                     size += len(payload)
                 if _is_blocked(self._system.address, self._address):
-                    report(RemoteTellsBlocked(f"{len(counters)} tells to {self._address} "
-                                              f"dropped: the link is blocked"))
+                    report_lost(RemoteTellsBlocked(f"{len(counters)} tells to {address} "
+                                                   f"dropped: the link is blocked"))
                     continue
                 if client is None:
                     try:
-                        client = rpc.dial(self._address, timeout=2.0)
+                        client = rpc.dial(address, timeout=2.0)
                     except (rpc.RPCError, ValueError) as exc:
-                        report(exc)   # the batch is dropped: at most once
+                        report_lost(exc)   # the batch is dropped: at most once
                         continue
                 try:
                     call = client.go("RemoteTell.tell_batch", RemoteTellBatch(counters, texts))
@@ -510,13 +562,17 @@ class _RemoteSender:
                     if index != 0:
                         break
                     call = pending.popleft()
-                    if call.error is not None:
-                        report(call.error)   # one error per lost batch
-                        if isinstance(call.error, rpc.ConnectionLost):
-                            client.close()
-                            client = None
-                            pending.clear()
-                            break
+                    if call.error is None:
+                        if link.down and link.delivered():
+                            self._system._report_link(address, None, True)
+                    elif isinstance(call.error, rpc.ConnectionLost):
+                        report_lost(call.error)   # one error per lost batch
+                        client.close()
+                        client = None
+                        pending.clear()
+                        break
+                    else:   # the receiver refused this batch: the link itself works
+                        report(call.error)
         finally:
             if client is not None:
                 client.close()

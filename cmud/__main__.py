@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
-import signal
 import sys
-import time
 
 import typer
 
+from csp.cli import log_events, run, serve_until_interrupted, stop_on_sigterm
+
 app = typer.Typer(add_completion=False,
                   help="P3: the geo-replicated store (servers, shell, status) and the CMUD game.")
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _hostport(text: str) -> str:
@@ -41,32 +36,41 @@ def server(
 ) -> None:
     """Run one storage server until Ctrl-C (the course's srunner)."""
     import actor
-    from cmud.server import new_server
-    if verbose:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(asctime)s %(threadName)s %(message)s")
+    from cmud.server import new_server, parse_desc, port_range_problem
+    problem = port_range_problem(port, count)
+    if problem:   # before anything opens: --port 65535 --count 2 would fail half-way
+        raise typer.BadParameter(problem, param_hint="'--port' / '--count'")
+    for desc in descs or []:
+        try:
+            parse_desc(desc)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="DESCS")
+    log_events(verbose)
     actor.set_artificial_latency_ms(latency_ms)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm()
     try:
         running, desc = new_server(port, count, list(descs or []))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="DESCS")
-    except OSError as exc:
+    except ValueError as exc:   # checked above; kept so no ValueError becomes a traceback
+        raise typer.BadParameter(str(exc))
+    except (OSError, OverflowError) as exc:
         typer.echo(f"error: cannot start a server on ports {port}..{port + count}: {exc}",
                    err=True)
         raise typer.Exit(1)
     try:
         if desc_file:
-            with open(desc_file, "w") as f:
-                f.write(desc + "\n")
+            try:
+                with open(desc_file, "w") as f:
+                    f.write(desc + "\n")
+            except OSError as exc:
+                typer.echo(f"error: cannot write the desc to {desc_file}: {exc}", err=True)
+                raise typer.Exit(1)
         typer.echo(f"actor system on {running.system.address}")
         for addr in running.query_addrs:
             typer.echo(f"query actor on {addr}")
         typer.echo(f"desc: {desc}")
         sys.stdout.flush()
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
+        serve_until_interrupted()
+    except KeyboardInterrupt:   # Ctrl-C before the wait began
         pass
     finally:
         running.close()
@@ -75,11 +79,21 @@ def server(
 @app.command()
 def shell(addr: str = typer.Argument(..., callback=_hostport,
                                      help="A query actor's HOST:PORT.")) -> None:
-    """Get, put and list interactively (the course's crunner); `help` lists the commands."""
+    """Get, put and list interactively (the course's crunner), one command a line: get KEY,
+    put KEY VALUE (VALUE is the rest of the line and cannot be empty), list [PREFIX], help,
+    quit. Fails at once (exit 1) when ADDR does not answer a query."""
+    import rpc
     from cmud.client import Client, RoundRobinRouter
     from cmud import shell as shell_module
     client = Client(RoundRobinRouter([addr]))
     try:
+        try:
+            client.get("")   # a probe: a wrong or dead address fails now, not at the first query
+        except rpc.RPCError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1)
+        if sys.stdin.isatty():
+            typer.echo(f"connected to {addr}; `help` lists the commands", err=True)
         raise typer.Exit(shell_module.run(client))
     finally:
         client.close()
@@ -90,7 +104,9 @@ def status(
     addrs: list[str] = typer.Argument(..., help="Query actors' HOST:PORT."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """A row per query actor: keys, Puts accepted, sync traffic in and out, last sync age."""
+    """A row per query actor: keys, Puts accepted, sync traffic in and out, and `last sync
+    in`: how long ago it last received a sync message ("never", null in JSON, when it has
+    received none, e.g. an actor that took every Put)."""
     from cmud.status import query_status, render_table
     rows = query_status([_hostport(a) for a in addrs])
     if as_json:
@@ -116,4 +132,4 @@ def play(
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m cmud")
+    run(app, prog_name="python -m cmud")

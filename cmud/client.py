@@ -7,7 +7,9 @@ The router is asked for an address before every query (the course's DNS-like loa
 balancing). Thread-safe: concurrent queries run concurrently (one rpc connection per address,
 and rpc calls on one connection are not serialised). Network failures raise rpc.RPCError
 (ConnectionLost, CallTimeout, RemoteError); a connection that failed is dropped and dialled
-afresh on its next use. After close(), queries raise rpc.ConnectionLost.
+afresh on its next use. An address that turns out to be a server's actor system (its first
+port) raises NotAQueryActor, whose message names the ports to use. After close(), queries
+raise rpc.ConnectionLost.
 
 Threads: none of its own (the rpc clients it holds run theirs). The table of connections is a
 dict changed only with single atomic operations (setdefault, pop), so racing callers at worst
@@ -20,10 +22,31 @@ import itertools
 import random
 
 import rpc
+from actor.system import RemoteTellBatch
 from cmud.common import (SERVICE, GetArgs, GetReply, ListArgs, ListReply, PutArgs, PutReply,
                          check_text)
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+class NotAQueryActor(rpc.RemoteError):
+    """The address is a storage server's actor system, not one of its query actors."""
+
+
+def actor_system_hint(conn: rpc.Client, addr: str, timeout: float) -> str:
+    """Called after `addr` (reached through `conn`) refused a query: if it is an actor
+    system (it serves the remote-tell service: an empty batch, which delivers nothing, is
+    accepted), the sentence that says where the query actors listen; else "". One round trip,
+    blocking; never raises."""
+    try:
+        accepted = conn.call("RemoteTell.tell_batch", RemoteTellBatch([], []), timeout=timeout)
+    except rpc.RPCError:
+        return ""
+    if accepted is not True:
+        return ""
+    port = int(addr.rpartition(":")[2])
+    return (f"{addr} is a cmud server's actor system; its query actors listen on the next "
+            f"ports ({port + 1}, ...)")
 
 
 class RoundRobinRouter:
@@ -90,6 +113,11 @@ class Client:
             if self._conns.get(addr) is conn:
                 self._conns.pop(addr, None)
             conn.close()
+            raise
+        except rpc.RemoteError as exc:   # "can't find service": maybe a server's first port
+            hint = actor_system_hint(conn, addr, self._timeout)
+            if hint:
+                raise NotAQueryActor(hint) from exc
             raise
         if type(reply) is not reply_type:
             raise rpc.RemoteError(f"{addr} answered {method} with {type(reply).__name__}, "

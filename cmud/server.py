@@ -27,6 +27,7 @@ from cmud.query_actor import QueryActor
 from cmud.sync_actor import SyncActor
 
 ANSWER_TIMEOUT_SECONDS = 10.0
+MAX_PORT = 65535
 
 
 class ServerClosed(rpc.RPCError):
@@ -124,14 +125,31 @@ def parse_desc(desc: str) -> ActorRef:
     return ActorRef(address, counter)
 
 
+def port_range_problem(start_port: int, query_actor_count: int) -> str:
+    """Why a server cannot use ports start_port .. start_port + query_actor_count (its actor
+    system, then one port per query actor), or "" when it can."""
+    if type(start_port) is not int or not 1 <= start_port <= MAX_PORT:
+        return f"the start port must be within 1..{MAX_PORT}, got {start_port!r}"
+    last_port = start_port + query_actor_count
+    if last_port > MAX_PORT:
+        return (f"ports {start_port}..{last_port} (the actor system, then one per query "
+                f"actor) go past {MAX_PORT}; with {query_actor_count} query actor(s) the start "
+                f"port can be at most {MAX_PORT - query_actor_count}")
+    return ""
+
+
 def new_server(start_port: int, query_actor_count: int,
                remote_descs: list[str]) -> tuple[Server, str]:
     """Start a server: the actor system on `start_port`, query actor i served on
     `start_port + 1 + i`. Returns once every port listens and every actor runs; the state of
     the servers in `remote_descs` reaches every local actor soon after (cmud.query_actor).
-    Raises OSError when a port is taken (nothing stays open), ValueError for a bad desc."""
+    Raises OSError when a port is taken (nothing stays open), ValueError for a bad desc or a
+    port range (start_port .. start_port + query_actor_count) not within 1..65535."""
     if type(query_actor_count) is not int or query_actor_count < 1:
         raise ValueError(f"query_actor_count must be >= 1, got {query_actor_count!r}")
+    problem = port_range_problem(start_port, query_actor_count)
+    if problem:
+        raise ValueError(problem)
     remotes = [parse_desc(desc) for desc in remote_descs]
     system = ActorSystem(start_port)
     host = system.address.rpartition(":")[0]

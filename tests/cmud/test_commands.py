@@ -1,4 +1,5 @@
-"""The store's commands: the shell's lines, `status` (table and --json), `server` errors."""
+"""The store's commands: the shell's lines, `status` (table and --json), `server` errors.
+(More of the commands' rough edges: tests/cmud/test_rough_edges.py.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
+import csp
 import rpc
 from cmud import shell
 from cmud.server import new_server, parse_desc
@@ -54,12 +57,35 @@ def test_shell_get_put_list():
 
 
 @pytest.mark.parametrize("line", ["", "   ", "get", "list a b", "frobnicate x", "x" * 100_000,
-                                  "\x00\x1b[2J"])
+                                  "\x00\x1b[2J", "put k", "put k   ", "put", "put \udcff v",
+                                  "put k \udcff"])
 def test_shell_bad_lines_change_nothing(line):
     client = FakeClient()
     out = run_shell(client, line + "\nquit\nput never 1\n")
     assert client.data == {}
     assert "Traceback" not in out
+
+
+def test_shell_put_needs_a_key_and_a_value_and_says_so():
+    client = FakeClient()
+    out = run_shell(client, "put k\nput k \t \nput k v\nhelp\n")
+    lines = out.splitlines()
+    assert lines[0] == lines[1] == shell.USAGE["put"] and "cannot be empty" in lines[0]
+    assert lines[2] == "ok" and client.data == {"k": "v"}
+    assert "not empty" in lines[3]   # the help says it too
+
+
+def test_shell_refuses_lines_that_are_not_utf8_and_goes_on():
+    client = FakeClient()
+    raw = io.TextIOWrapper(io.BytesIO(b"put a \xff\xfe\n\xc3\nput b caf\xc3\xa9\nget b\n"),
+                           encoding="utf-8")
+    out = io.StringIO()
+    assert shell.run(client, raw, out) == 0
+    assert out.getvalue().splitlines() == [shell.NOT_UTF8, shell.NOT_UTF8, "ok", "caf\u00e9"]
+    assert client.data == {"b": "caf\u00e9"}
+    # a text stream that let the bytes through as surrogates (surrogateescape) says the same
+    assert run_shell(client, "put a \udcff\n").splitlines() == [shell.NOT_UTF8]
+    assert client.data == {"b": "caf\u00e9"}
 
 
 def test_shell_failed_query_prints_one_line_and_goes_on():
@@ -76,17 +102,32 @@ def test_status_table_and_json_of_a_running_server():
         client = Client(RoundRobinRouter(server.query_addrs[:1]))
         client.put("k", "v")
         client.close()
-        rows = query_status(server.query_addrs + ["127.0.0.1:1"])
+        # actor 1 receives actor 0's batch within a flush; actor 0 sent it and received none
+        deadline = time.monotonic() + 10
+        while True:
+            rows = query_status(server.query_addrs + ["127.0.0.1:1"])
+            if rows[1]["last_sync_in_age_ms"] is not None or time.monotonic() > deadline:
+                break
+            csp.after(0.02).recv()
         assert rows[0]["puts_accepted"] == 1 and rows[0]["keys"] == 1
         assert rows[0]["actor"] == f"{server.system.address}/0"
+        # one batch, to actor 1 and to the sync actor
+        assert rows[0]["sync_messages_out"] == 2 and rows[0]["last_sync_in_age_ms"] is None
+        assert rows[1]["sync_messages_in"] == 1 and rows[1]["last_sync_in_age_ms"] >= 0
         assert "error" in rows[2]
         table = render_table(rows)
         assert server.query_addrs[0] in table and "error" in table
+        header, first, second = table.splitlines()[:3]
+        assert header.endswith("last sync in") and first.endswith("never")
+        assert second.endswith(" ms") and len(header) == len(first) == len(second)
         result = subprocess.run([sys.executable, "-m", "cmud", "status", "--json",
                                  *server.query_addrs], capture_output=True, text=True,
                                 timeout=30)
         assert result.returncode == 0, result.stderr
-        assert [row["addr"] for row in json.loads(result.stdout)] == server.query_addrs
+        parsed = json.loads(result.stdout)
+        assert [row["addr"] for row in parsed] == server.query_addrs
+        assert "last_sync_age_ms" not in parsed[0] and parsed[0]["last_sync_in_age_ms"] is None
+        assert type(parsed[1]["last_sync_in_age_ms"]) is int
     finally:
         server.close()
 
