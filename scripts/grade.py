@@ -4,11 +4,18 @@
     scripts/grade csp|p0|p1|p2|p3
     scripts/grade ... --json   the same runs, printed as one JSON document instead:
         {"p0": {"title", "rows": [{"label", "section", "targets", "points", "max", "status",
-                                    "seconds", "summary"}], "points", "max", "passed"},
+                                    "seconds", "reason", "summary"}], "points", "max",
+                "passed"},
          ..., "total": {"points", "max", "passed"}}
+    status is "pass", "fail" (a test failed), "error" (a test could not run: a fixture,
+    import or collection error, or pytest itself stopped) or "missing" (not written yet);
+    reason says why in one line ("" when it passed); summary is pytest's own last line.
+
+Each table has a heading row: test, result (passed, failed, error or missing), points,
+seconds, and the reason for anything but a pass.
 
 A group earns its points only when every test in it passes, as the course's per-test grading
-does. A group whose test is not written yet is shown as MISSING and earns nothing. Each group
+does. A group whose test is not written yet is shown as missing and earns nothing. Each group
 runs in a fresh pytest process, so one hang or crash costs only that group. On a terminal a
 progress line says which group is running; piped, only the table lines are printed.
 
@@ -161,20 +168,78 @@ def resolve(target: str) -> str | None:
     return target
 
 
-def run_group(targets: list[str]) -> tuple[str, float, str]:
-    """Run one group in its own pytest process: (status, seconds, last line of output), the
-    status "pass", "fail" or "missing" (then nothing ran)."""
+@dataclass(frozen=True)
+class Outcome:
+    """How one group's run went: status "pass", "fail", "error" or "missing"; `reason` one
+    line saying why (empty when it passed); `summary` pytest's own last line."""
+    status: str
+    seconds: float
+    reason: str
+    summary: str = ""
+
+
+REASON_CHARS = 100
+SHORT_SUMMARY = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
+
+
+def outcome_of(returncode: int, stdout: str, stderr: str, seconds: float) -> Outcome:
+    """Read a `pytest -q -rfE` run: its status and a one-line reason (pure; see Outcome).
+
+    The reason is the first failing test's name and message (from pytest's short summary, or
+    its report when the summary line was cut), "(and N more)" when others failed too; without
+    a short summary (pytest stopped), the first error line pytest printed, else its last line
+    of output."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    tail = lines or [line for line in stderr.splitlines() if line.strip()]
+    summary = tail[-1].strip() if tail else ""
+    if returncode == 0:
+        return Outcome("pass", seconds, "", summary)
+    found = [match for match in map(SHORT_SUMMARY.match, lines) if match]
+    failed = [match for match in found if match.group(1) == "FAILED"]
+    status = "fail" if failed and returncode == 1 else "error"
+    first = (failed or found or [None])[0]
+    if first is not None:
+        node = first.group(2)
+        test = node.rsplit("::", 1)[-1] if "::" in node else os.path.basename(node)
+        message = first.group(3) or _first_error_line(lines, test) or "error"
+        reason = f"{test}: {message}"
+        if len(found) > 1:
+            reason += f" (and {len(found) - 1} more)"
+    else:
+        reason = (_first_error_line(lines) or summary
+                  or f"pytest exited with status {returncode}")
+    if len(reason) > REASON_CHARS:
+        reason = reason[:REASON_CHARS - 3] + "..."
+    return Outcome(status, seconds, reason, summary)
+
+
+def _first_error_line(lines: list[str], test: str = "") -> str:
+    """The first `E   ...` line (an exception and its message) of the report on `test` (its
+    section is headed `____ test ____`), or of the whole output when `test` is not given or
+    has no section. pytest cuts the message off a short summary line that would not fit the
+    terminal's width, hence this second look."""
+    start = 0
+    if test:
+        heading = re.compile(rf"^_+ (?:ERROR at \w+ of )?{re.escape(test)} _+$")
+        start = next((n for n, line in enumerate(lines) if heading.match(line)), 0)
+    for line in lines[start:]:
+        if line.startswith("E "):
+            return line[1:].strip()
+    return ""
+
+
+def run_group(targets: list[str]) -> Outcome:
+    """Run one group in its own pytest process; "missing" (then nothing ran) when a target is
+    not written yet."""
     resolved = [resolve(t) for t in targets]
     missing = [t.replace("::~", "::Test") for t, r in zip(targets, resolved) if r is None]
     if missing:
-        return "missing", 0.0, "not written yet: " + ", ".join(missing)
+        return Outcome("missing", 0.0, "not written yet: " + ", ".join(missing))
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *resolved],
+        [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", *resolved],
         cwd=ROOT, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    return ("pass" if proc.returncode == 0 else "fail", time.monotonic() - start,
-            lines[-1] if lines else proc.stderr.strip()[-200:])
+    return outcome_of(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
 
 
 def collect(files: tuple[str, ...], points: int, section: str) -> list[Group]:
@@ -216,6 +281,35 @@ class Output:
             print(text, flush=True)
 
 
+RESULT_WORDS = {"pass": "passed", "fail": "failed", "error": "error", "missing": "missing"}
+
+
+class Table:
+    """The columns of a project's table: test, result, points, seconds, reason. Rows of a
+    section are indented under its title; subtotal and total rows fill the points column."""
+
+    def __init__(self, groups: list[Group]) -> None:
+        self.width = max(len("  test"), len("  total"), *(
+            len(group.label) + (4 if group.section else 2) for group in groups))
+        if any(group.section for group in groups):
+            self.width = max(self.width, len("    subtotal"))
+
+    def _row(self, label: str, result: str, points: str, seconds: str, reason: str) -> str:
+        return (f"{label:<{self.width}}  {result:<7}  {points:>7}  {seconds:>7}  {reason}"
+                .rstrip())
+
+    def heading(self) -> str:
+        return self._row("  test", "result", "points", "seconds", "reason")
+
+    def test(self, label: str, outcome: Outcome, got: int, out_of: int, indent: str) -> str:
+        seconds = f"{outcome.seconds:.1f}" if outcome.status != "missing" else "-"
+        return self._row(indent + label, RESULT_WORDS[outcome.status],
+                         f"{got:>3}/{out_of:<3}", seconds, outcome.reason)
+
+    def subtotal(self, label: str, got: int, out_of: int, indent: str) -> str:
+        return self._row(indent + label, "", f"{got:>3}/{out_of:<3}", "", "")
+
+
 def grade(project: str, out: Output) -> dict:
     """Run one project's groups, printing its table; returns its JSON object."""
     title, declared = PROJECTS[project]
@@ -227,13 +321,14 @@ def grade(project: str, out: Output) -> dict:
     if not groups:
         out.line("  (not built yet: no graded tests)")
         return result
-    width = max(len(group.label) for group in groups)
+    table = Table(groups)
+    out.line(table.heading())
     section = ""
     subtotal = [0, 0]
 
     def close_section() -> None:
         if section:
-            out.line(f"    {'subtotal':<{width}}           {subtotal[0]:>3}/{subtotal[1]:<3}")
+            out.line(table.subtotal("subtotal", *subtotal, indent="    "))
 
     for n, group in enumerate(groups, 1):
         if group.section != section:
@@ -242,24 +337,23 @@ def grade(project: str, out: Output) -> dict:
             if section:
                 out.line(f"  {section}")
         out.progress(f"{project} {n}/{len(groups)}: running {group.label} ...")
-        status, seconds, summary = run_group(list(group.targets))
-        got = group.points if status == "pass" else 0
+        outcome = run_group(list(group.targets))
+        got = group.points if outcome.status == "pass" else 0
         subtotal[0] += got
         subtotal[1] += group.points
         result["points"] += got
         result["max"] += group.points
-        result["passed"] &= status == "pass"
+        result["passed"] &= outcome.status == "pass"
         result["rows"].append({
             "label": group.label, "section": group.section,
             "targets": [resolve(t) or t for t in group.targets], "points": got,
-            "max": group.points, "status": status, "seconds": round(seconds, 2),
-            "summary": summary})
-        indent = "    " if section else "  "
-        out.line(f"{indent}{group.label:<{width}}  {status.upper():<7}  {got:>3}/{group.points:<3}"
-                 f" {seconds:6.1f}s  {summary}")
+            "max": group.points, "status": outcome.status,
+            "seconds": round(outcome.seconds, 2), "reason": outcome.reason,
+            "summary": outcome.summary})
+        out.line(table.test(group.label, outcome, got, group.points,
+                            indent="    " if section else "  "))
     close_section()
-    out.line(f"  {'total':<{width + (2 if section else 0)}}           "
-             f"{result['points']:>3}/{result['max']:<3}")
+    out.line(table.subtotal("total", result["points"], result["max"], indent="  "))
     return result
 
 
