@@ -13,7 +13,7 @@ raise rpc.ConnectionLost.
 
 Threads: none of its own (the rpc clients it holds run theirs). The table of connections is a
 dict changed only with single atomic operations (setdefault, pop), so racing callers at worst
-dial twice and close the loser; no locks (the channel rule of DESIGN.md section 3).
+dial twice and close the loser; no locks (the channel rule of docs/architecture.md, "Locks and channels").
 """
 
 from __future__ import annotations
