@@ -9,12 +9,15 @@ Threads (P is the local UDP port):
                           lost during a close, or when a close finds nothing left unacked.
 Callers' threads only send requests and wait on reply channels (no shared state).
 The channels are unbuffered or of capacity 1, as the course requires; what can grow (payloads
-waiting for read()) lives in a deque owned by the loop.
+waiting for read()) lives in a deque owned by the loop. A client has one connection and keeps
+no table: what it holds grows only with payloads written and not yet acknowledged, and payloads
+received and not yet read (messages for any other connection id are ignored).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections import deque
 
 import csp
@@ -30,11 +33,13 @@ log = logging.getLogger("lsp")
 _LOST = object()  # handed to read() once the connection is lost and its data drained
 
 
-def new_client(hostport: str, initial_seq_num: int, params: Params | None = None) -> "Client":
+def new_client(hostport: str, initial_seq_num: int, params: Params | None = None, *,
+               local_port: int = 0) -> "Client":
     """Connect to the LSP server at 'host:port'; blocks until connected. Raises LSPError when
-    no Ack came within epoch_limit epochs, or the address is bad."""
+    no Ack came within epoch_limit epochs, or the address is bad, or `local_port` (the UDP
+    port to send from; 0: any free one) is taken."""
     try:
-        sock = lspnet.dial_udp(hostport)
+        sock = lspnet.dial_udp(hostport) if local_port == 0 else _dial_from(hostport, local_port)
     except OSError as exc:
         raise LSPError(f"cannot reach {hostport}: {exc}") from None
     client = Client(sock, initial_seq_num, params or Params())
@@ -44,6 +49,21 @@ def new_client(hostport: str, initial_seq_num: int, params: Params | None = None
         raise LSPError(f"could not connect to {hostport}: no answer in "
                        f"{client._params.epoch_limit} epochs")
     return client
+
+
+def _dial_from(hostport: str, local_port: int) -> lspnet.UDPConn:
+    """Like lspnet.dial_udp, from a fixed local port (a client restarted on the same port)."""
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise OSError(f"bad address {hostport!r}: expected host:port")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("", local_port))
+        sock.connect((host or "127.0.0.1", int(port)))
+    except OSError:
+        sock.close()
+        raise
+    return lspnet.UDPConn(sock, is_server=False, peer=sock.getpeername())
 
 
 class Client(LoopEndpoint):

@@ -1,5 +1,6 @@
 """Live endpoints on 127.0.0.1: garbage never crashes them, a silent peer is detected in time,
-duplicate Connects make no second connection, and the stronger delivery target under loss."""
+duplicate Connects make no second connection, a client restarted on the same port connects
+again after its connection was lost or closed, and the stronger delivery target under loss."""
 
 from __future__ import annotations
 
@@ -145,6 +146,81 @@ def test_a_duplicate_connect_is_acked_again_and_makes_no_second_connection():
         assert ids == {1}
     finally:
         peer.close()
+        server.close()
+
+
+def free_udp_port():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def exchange(server, client, text):
+    """One payload each way between `client` and the server; returns the server's conn id."""
+    client.write(text)
+    kind, got = recv_within(in_thread(server.read), 5, f"server read of {text!r}")
+    assert kind == "ok" and got == (client.conn_id(), text), got
+    server.write(client.conn_id(), text)
+    assert recv_within(in_thread(client.read), 5, "client read") == ("ok", text)
+    return client.conn_id()
+
+
+def test_a_client_restarted_on_the_same_port_after_its_loss_gets_a_new_connection():
+    server = lsp.new_server(0, FAST)
+    port = free_udp_port()
+    hostport = f"127.0.0.1:{server.port}"
+    try:
+        first = lsp.new_client(hostport, 5, FAST, local_port=port)
+        first_id = exchange(server, first, b"first life")
+        first.close()   # the client stops: the server notices its silence
+        kind, error = recv_within(in_thread(server.read), 5, "loss of the first client")
+        assert kind == "error" and isinstance(error, lsp.ConnectionLost)
+        assert error.conn_id == first_id
+        again = lsp.new_client(hostport, 5, FAST, local_port=port)   # same port, same isn
+        try:
+            assert again.conn_id() != first_id
+            exchange(server, again, b"second life")
+            with pytest.raises(lsp.ConnectionLost):
+                server.write(first_id, b"to the dead one")
+        finally:
+            again.close()
+    finally:
+        server.close()
+
+
+def test_a_client_restarted_on_the_same_port_after_close_conn_gets_a_new_connection():
+    server = lsp.new_server(0, FAST)
+    port = free_udp_port()
+    hostport = f"127.0.0.1:{server.port}"
+    try:
+        first = lsp.new_client(hostport, 0, FAST, local_port=port)
+        first_id = exchange(server, first, b"hello")
+        server.write(first_id, b"goodbye")
+        server.close_conn(first_id)
+        assert recv_within(in_thread(first.read), 5, "the last write") == ("ok", b"goodbye")
+        first.close()
+        again = lsp.new_client(hostport, 0, FAST, local_port=port)
+        try:
+            assert again.conn_id() != first_id
+            # The next thing read() returns is the new client's data: no loss of the closed one.
+            exchange(server, again, b"back again")
+        finally:
+            again.close()
+    finally:
+        server.close()
+
+
+def test_a_local_port_in_use_is_a_clear_lsp_error():
+    server = lsp.new_server(0, FAST)
+    taken = raw_socket()
+    try:
+        with pytest.raises(lsp.LSPError, match="cannot reach"):
+            lsp.new_client(f"127.0.0.1:{server.port}", 0, FAST,
+                           local_port=taken.getsockname()[1])
+    finally:
+        taken.close()
         server.close()
 
 
