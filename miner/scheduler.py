@@ -23,6 +23,9 @@ Policy
   range gives the answer of a single brute-force pass. A request is answered when its last
   chunk's result arrives.
 
+- Nothing outlives its owner: a miner is kept from its join until it is lost, a request until
+  it is answered or its client is lost; no other state is kept per miner or client id.
+
 Actions returned: `Dispatch(miner, data, lower, upper)` (send a Request to the miner) and
 `Answer(client, hash, nonce)` (send a Result to the client), in the order to perform them.
 """
