@@ -4,8 +4,8 @@
     client = lsp.new_client(f"127.0.0.1:{server.port}", initial_seq_num=0)
     client.write(b"hello"); conn_id, payload = server.read()
 
-Modules: `message` (wire format, checksum), `params`, `window` and `connection` (the pure
-rules), `lspnet` (the fault-injecting UDP layer), `client`, `server` (the endpoints).
+Modules: `message` (wire format, checksum), `params`, `window`, `connection` and
+`conn_table` (the pure rules: one connection's window, the server's table of connections), `lspnet` (the fault-injecting UDP layer), `client`, `server` (the endpoints).
 """
 
 from lsp.client import Client, new_client

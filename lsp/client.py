@@ -17,7 +17,6 @@ received and not yet read (messages for any other connection id are ignored).
 from __future__ import annotations
 
 import logging
-import socket
 from collections import deque
 
 import csp
@@ -39,7 +38,7 @@ def new_client(hostport: str, initial_seq_num: int, params: Params | None = None
     no Ack came within epoch_limit epochs, or the address is bad, or `local_port` (the UDP
     port to send from; 0: any free one) is taken."""
     try:
-        sock = lspnet.dial_udp(hostport) if local_port == 0 else _dial_from(hostport, local_port)
+        sock = lspnet.dial_udp(hostport, local_port)
     except OSError as exc:
         raise LSPError(f"cannot reach {hostport}: {exc}") from None
     client = Client(sock, initial_seq_num, params or Params())
@@ -49,21 +48,6 @@ def new_client(hostport: str, initial_seq_num: int, params: Params | None = None
         raise LSPError(f"could not connect to {hostport}: no answer in "
                        f"{client._params.epoch_limit} epochs")
     return client
-
-
-def _dial_from(hostport: str, local_port: int) -> lspnet.UDPConn:
-    """Like lspnet.dial_udp, from a fixed local port (a client restarted on the same port)."""
-    host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit():
-        raise OSError(f"bad address {hostport!r}: expected host:port")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.bind(("", local_port))
-        sock.connect((host or "127.0.0.1", int(port)))
-    except OSError:
-        sock.close()
-        raise
-    return lspnet.UDPConn(sock, is_server=False, peer=sock.getpeername())
 
 
 class Client(LoopEndpoint):

@@ -372,13 +372,17 @@ def listen_udp(port: int, host: str = "127.0.0.1") -> UDPConn:
     return UDPConn(sock, is_server=True)
 
 
-def dial_udp(hostport: str) -> UDPConn:
-    """A client-side socket connected to 'host:port'. Raises OSError if it cannot resolve."""
+def dial_udp(hostport: str, local_port: int = 0) -> UDPConn:
+    """A client-side socket connected to 'host:port', from `local_port` (0: any; a fixed one
+    lets a restarted client come back on the same port). Raises OSError if it cannot resolve
+    or the local port is taken."""
     host, sep, port = hostport.rpartition(":")
     if not sep or not port.isdigit():
         raise OSError(f"bad address {hostport!r}: expected host:port")
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
+        if local_port:
+            sock.bind(("", local_port))
         sock.connect((host or "127.0.0.1", int(port)))
     except OSError:
         sock.close()
