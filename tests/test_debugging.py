@@ -183,7 +183,7 @@ def test_pdb_stops_in_kv_server_loop(debuggee):
         assert reply == b"debugged:yes\n"
 
     pdb.proc.send_signal(signal.SIGTERM)     # kv server's SIGTERM handler: a clean stop
-    pdb.expect(r"closed \(\d+ clients connected, \d+ dropped\)")
+    pdb.expect(r"closed \(\d+ clients connected, \d+ disconnected\)")
     pdb.expect(r"The program exited via sys\.exit\(\)\. Exit status: 0")
     pdb.proc.stdin.close()                     # end of input at the restart prompt: pdb quits
     assert pdb.proc.wait(DEADLINE_SECONDS) == 0
