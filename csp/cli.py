@@ -24,12 +24,13 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
+
+from csp.chan import Chan
 
 
 def plain_command(app: typer.Typer):
@@ -85,7 +86,7 @@ def serve_until_interrupted() -> None:
     serves). Uses no CPU while waiting."""
     stop_on_sigterm()
     try:
-        threading.Event().wait()  # the main thread only sleeps here; signals still arrive
+        Chan().recv()  # nobody sends: the main thread sleeps here until a signal arrives
     except KeyboardInterrupt:
         pass
 

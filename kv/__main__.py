@@ -12,16 +12,14 @@ Threads:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import select
-import signal
 import socket
 import sys
 
 import typer
 
-import csp
+from csp.cli import StatusLine, log_events, run, serve_until_interrupted
 from kv.server import KeyValueServer
 from kv.store import KVStore
 
@@ -36,10 +34,6 @@ def parse_hostport(hostport: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 @app.command()
 def server(
     port: int = typer.Option(9999, min=0, max=65535, help="Port to listen on (0: any free one)."),
@@ -47,8 +41,7 @@ def server(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per event."),
 ) -> None:
     """Run the key-value server until Ctrl-C."""
-    if verbose:
-        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    log_events(verbose)
     kv_server = KeyValueServer(KVStore())
     try:
         kv_server.start(port, host=host)
@@ -57,11 +50,8 @@ def server(
         raise typer.Exit(1)
     typer.echo(f"kv server listening on {host}:{kv_server.port}")
     sys.stdout.flush()
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
-        csp.Chan().recv()  # until Ctrl-C
-    except KeyboardInterrupt:
-        pass
+        serve_until_interrupted()  # Ctrl-C, or `kill`, as cleanly
     finally:
         active, dropped = kv_server.count_active(), kv_server.count_dropped()
         kv_server.close()
@@ -186,24 +176,19 @@ def load(
     only the result line (or the JSON document) is printed."""
     host, port = parse_hostport(hostport)
     from kv.loadgen import run_load  # noqa: PLC0415 - only this command needs it
-    live = sys.stdout.isatty()
+    with StatusLine() as status:
 
-    def show(operations: int, elapsed: float) -> None:
-        rate = operations / elapsed if elapsed > 0 else 0.0
-        sys.stdout.write(f"\r\033[K{elapsed:4.1f}/{seconds:g} s  {operations:,} operations  "
-                         f"{rate:,.0f} ops/s")
-        sys.stdout.flush()
+        def show(operations: int, elapsed: float) -> None:
+            rate = operations / elapsed if elapsed > 0 else 0.0
+            status.show(f"{elapsed:4.1f}/{seconds:g} s  {operations:,} operations  "
+                        f"{rate:,.0f} ops/s")
 
-    try:
-        result = run_load(host, port, clients, seconds, pipeline,
-                          progress=show if live else None)
-    except OSError as exc:
-        typer.echo(f"error: cannot load {hostport}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(1)
-    finally:
-        if live:
-            sys.stdout.write("\r\033[K")
-            sys.stdout.flush()
+        try:
+            result = run_load(host, port, clients, seconds, pipeline,
+                              progress=show if status.is_live else None)
+        except OSError as exc:
+            typer.echo(f"error: cannot load {hostport}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(1)
     rate = result.operations / result.seconds
     if as_json:
         typer.echo(json.dumps({"address": f"{host}:{port}", "clients": clients,
@@ -216,4 +201,4 @@ def load(
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m kv")
+    run(app, prog_name="python -m kv")

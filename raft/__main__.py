@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,15 +16,13 @@ import time
 
 import typer
 
+from csp.cli import StatusLine, log_events, run, serve_until_interrupted, stop_on_sigterm
+
 app = typer.Typer(add_completion=False,
                   help="P2: Raft nodes as processes over TCP, with files that survive crashes.")
 
 PEERS = typer.Option(..., "--peers", help="Every node's host:port, comma-separated, the same "
                      "order everywhere.")
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _peers(text: str) -> list[str]:
@@ -56,10 +51,8 @@ def node(
     if node_id >= len(addresses):
         raise typer.BadParameter(f"--id {node_id} but only {len(addresses)} peers",
                                  param_hint="--id")
-    if verbose:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(asctime)s %(threadName)s %(message)s")
-    signal.signal(signal.SIGTERM, _interrupt)
+    log_events(verbose)
+    stop_on_sigterm()
     try:
         running = Node(node_id, addresses, None if in_memory else data_dir)
     except CorruptStateError as exc:
@@ -74,10 +67,7 @@ def node(
                f"{state['last_index']} log entries restored")
     sys.stdout.flush()
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        serve_until_interrupted()
     finally:
         running.close()
 
@@ -107,44 +97,52 @@ def cluster(
 def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float) -> None:
     """Start the node processes, print their changes until `seconds` or Ctrl-C/SIGTERM, then
     stop them (SIGTERM) and wait for each."""
-    from raft.client import local_addresses, status
+    from raft.client import local_addresses
     addresses = local_addresses(nodes)
     peers = ",".join(addresses)
     kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
             else "kept at exit")
     typer.echo(f"peers {peers}\nstate in {data_dir} ({kept})")
-    live = LiveLine()
-    live.show(f"starting {nodes} node processes ...")
     procs: list[subprocess.Popen] = []
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        for i in range(nodes):
-            procs.append(subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(i),
-                                           "--peers", peers, "--data-dir", data_dir],
-                                          stdout=subprocess.DEVNULL))
-            live.echo(f"node {i}  {addresses[i]}  pid {procs[-1].pid}")
-        shown: dict[int, str] = {}
-        started = time.monotonic()
-        stop_at = started + seconds if seconds else float("inf")
-        while time.monotonic() < stop_at:
-            states = status(addresses)
-            for i, state in enumerate(states):
-                line = (f"{state.role} term {state.term}" if not isinstance(state, str)
-                        else "down")
-                if shown.get(i) != line:
-                    shown[i] = line
-                    live.echo(f"{time.strftime('%H:%M:%S')} node {i}: {line}")
-            live.show(_cluster_summary(states, time.monotonic() - started, seconds))
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        live.show(f"stopping {nodes} node processes ...")
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait()
-        live.clear()
+    stop_on_sigterm()
+    with StatusLine() as live:
+        live.show(f"starting {nodes} node processes ...")
+        try:
+            _watch(procs, addresses, data_dir, seconds, live)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            live.show(f"stopping {nodes} node processes ...")
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait()
+
+
+def _watch(procs: list, addresses: list[str], data_dir: str, seconds: float,
+           live: StatusLine) -> None:
+    """Start a node process per address (appended to `procs` as they start), then print each
+    node's changes until `seconds` have passed (0: for ever)."""
+    from raft.client import status
+    peers = ",".join(addresses)
+    for i in range(len(addresses)):
+        procs.append(subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(i),
+                                       "--peers", peers, "--data-dir", data_dir],
+                                      stdout=subprocess.DEVNULL))
+        live.echo(f"node {i}  {addresses[i]}  pid {procs[-1].pid}")
+    shown: dict[int, str] = {}
+    started = time.monotonic()
+    stop_at = started + seconds if seconds else float("inf")
+    while time.monotonic() < stop_at:
+        states = status(addresses)
+        for i, state in enumerate(states):
+            line = (f"{state.role} term {state.term}" if not isinstance(state, str)
+                    else "down")
+            if shown.get(i) != line:
+                shown[i] = line
+                live.echo(f"{time.strftime('%H:%M:%S')} node {i}: {line}")
+        live.show(_cluster_summary(states, time.monotonic() - started, seconds))
+        time.sleep(0.2)  # polling child processes over rpc: no channel to wait on
 
 
 def _cluster_summary(states: list, elapsed: float, seconds: float) -> str:
@@ -158,31 +156,6 @@ def _cluster_summary(states: list, elapsed: float, seconds: float) -> str:
         who = "no leader"
     limit = f" of {seconds:.0f}" if seconds else " (Ctrl-C stops)"
     return f"{who} | {len(up)}/{len(states)} nodes answer | {elapsed:.0f} s{limit}"
-
-
-class LiveLine:
-    """A status line rewritten in place under the printed lines, only when stdout is a
-    terminal; piped, show() prints nothing and echo() prints plain lines."""
-
-    def __init__(self) -> None:
-        self.live = sys.stdout.isatty()
-        self.shown = False
-
-    def show(self, text: str) -> None:
-        if self.live:
-            sys.stdout.write("\r\033[K" + text[:120])
-            sys.stdout.flush()
-            self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            sys.stdout.write("\r\033[K")
-            sys.stdout.flush()
-            self.shown = False
-
-    def echo(self, text: str) -> None:
-        self.clear()
-        typer.echo(text)
 
 
 @app.command()
@@ -241,4 +214,4 @@ def status(
         raise typer.Exit(1)
 
 if __name__ == "__main__":
-    app(prog_name="python -m raft")
+    run(app, prog_name="python -m raft")
