@@ -36,6 +36,9 @@ import time
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run as a script: the repository's packages are importable
+
+from csp.cli import StatusLine  # noqa: E402 - needs the path above
 
 
 @dataclass(frozen=True)
@@ -256,29 +259,22 @@ def collect(files: tuple[str, ...], points: int, section: str) -> list[Group]:
 
 
 class Output:
-    """Table lines (unless --json) and, on a terminal, a progress line erased before each."""
+    """Table lines (unless --json) and, on a terminal, the project's status line below them
+    (csp.cli.StatusLine) saying which group runs."""
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.live = sys.stdout.isatty()
-        self.shown = False
+        self.status = StatusLine().__enter__()
 
     def progress(self, text: str) -> None:
-        if self.live:
-            sys.stdout.write("\r\033[K" + text[:100])
-            sys.stdout.flush()
-            self.shown = True
+        self.status.show(text)
 
     def clear(self) -> None:
-        if self.shown:
-            sys.stdout.write("\r\033[K")
-            sys.stdout.flush()
-            self.shown = False
+        self.status.close()
 
     def line(self, text: str) -> None:
-        self.clear()
         if not self.as_json:
-            print(text, flush=True)
+            self.status.echo(text)
 
 
 RESULT_WORDS = {"pass": "passed", "fail": "failed", "error": "error", "missing": "missing"}
