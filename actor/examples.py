@@ -1,12 +1,17 @@
 """The handout's counter example: an actor that adds what it is told and answers MGet with an
-MResult, asked from outside through a channel ref."""
+MResult, asked from outside through a channel ref.
+
+Threads: run_counter runs on the caller's thread, beside the threads of the system it starts
+and closes (actor.system); Counter runs on its actor thread."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import csp
 import rpc
-from actor.system import Actor, ActorRef, ActorSystem
+from actor.system import Actor, ActorSystem
+from actor.wire import ActorRef
 
 
 @rpc.register
@@ -43,7 +48,6 @@ class Counter(Actor):
 
 def run_counter(timeout_seconds: float = 5.0) -> int:
     """Start a system and a Counter, add 1 and 2, ask: returns the answer (3)."""
-    import csp
     system = ActorSystem()
     try:
         counter = system.start_actor(Counter)
@@ -51,8 +55,9 @@ def run_counter(timeout_seconds: float = 5.0) -> int:
         system.tell(counter, MAdd(2))
         reply_ref, reply = system.new_channel_ref()
         system.tell(counter, MGet(reply_ref))
-        index, result, _ = csp.select(csp.Recv(reply), csp.Recv(csp.after(timeout_seconds)))
-        if index != 0:
+        answered = csp.Recv(reply)
+        case, result, _ = csp.select_case(answered, csp.Recv(csp.after(timeout_seconds)))
+        if case is not answered:
             raise TimeoutError("the counter did not answer")
         return result.value
     finally:

@@ -12,8 +12,9 @@ port) raises NotAQueryActor, whose message names the ports to use. After close()
 raise rpc.ConnectionLost.
 
 Threads: none of its own (the rpc clients it holds run theirs). The table of connections is a
-dict changed only with single atomic operations (setdefault, pop), so racing callers at worst
-dial twice and close the loser; no locks (the channel rule of docs/architecture.md, "Locks and channels").
+dict changed only with single atomic operations (setdefault, pop, popitem), so racing callers
+at worst dial twice and close the loser; no locks (the channel rule of docs/architecture.md,
+"Locks and channels"). close() goes through a csp.Lifecycle, like every endpoint's.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from __future__ import annotations
 import itertools
 import random
 
+import csp
 import rpc
-from actor.system import RemoteTellBatch
+from actor.wire import RemoteTellBatch
 from cmud.common import (SERVICE, GetArgs, GetReply, ListArgs, ListReply, PutArgs, PutReply,
                          check_text)
 
@@ -80,7 +82,7 @@ class Client:
         self._router = router
         self._timeout = timeout
         self._conns: dict[str, rpc.Client] = {}
-        self._closed = False
+        self._life = csp.Lifecycle()
 
     def get(self, key: str) -> tuple[str, bool]:
         """(value, True), or ("", False) when the key is absent. Blocks for one round trip."""
@@ -96,14 +98,20 @@ class Client:
         return dict(reply.entries)
 
     def close(self) -> None:
-        """Closes every connection; later queries raise rpc.ConnectionLost. Idempotent."""
-        self._closed = True
+        """Closes every connection; later queries raise rpc.ConnectionLost. Idempotent: a
+        later or concurrent call returns once the first has finished."""
+        self._life.close_once(self._close_connections)
+
+    def _close_connections(self) -> None:
         while self._conns:
-            _, conn = self._conns.popitem()
+            try:
+                _, conn = self._conns.popitem()
+            except KeyError:   # a racing query dropped the last one
+                break
             conn.close()
 
     def _call(self, method: str, args, reply_type):
-        if self._closed:
+        if self._life.is_stopping:
             raise rpc.ConnectionLost("client closed")
         addr = self._router.next_addr()
         conn = self._connection(addr)
@@ -132,7 +140,7 @@ class Client:
         conn = self._conns.setdefault(addr, fresh)
         if conn is not fresh:
             fresh.close()
-        if self._closed:   # closed while dialling: nothing may stay open
-            self.close()
+        if self._life.is_stopping:   # closed while dialling: nothing may stay open
+            self._close_connections()
             raise rpc.ConnectionLost("client closed")
         return conn
