@@ -11,7 +11,9 @@ Threads:
     the actor system's (an actor thread per query actor and for the sync actor, its timers,
     its remote senders); the rpc servers' (one per query port). A QueryReceiver handler runs
     on an rpc worker thread: it tells its query actor the query with a fresh channel ref and
-    waits on that channel (never answering from any state of its own); close() wakes it.
+    waits on that channel (never answering from any state of its own), or on the server's
+    `stopping` channel (csp.Lifecycle), which close() closes first, waking it with
+    ServerClosed.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ class ServerClosed(rpc.RPCError):
 class QueryReceiver:
     """The RPC face of one query actor: forwards every query to it and waits for the answer."""
 
-    def __init__(self, system: ActorSystem, actor: ActorRef, closed: csp.Chan) -> None:
+    def __init__(self, system: ActorSystem, actor: ActorRef, stopping: csp.Chan) -> None:
         self._system = system
         self._actor = actor
-        self._closed = closed
+        self._stopping = stopping
 
     def get(self, args: GetArgs):
         return self._ask(args, GetArgs)
@@ -57,32 +59,35 @@ class QueryReceiver:
         for name in ("key", "value", "prefix"):
             if hasattr(args, name) and type(getattr(args, name)) is not str:
                 raise TypeError(f"{name} must be a str")
-        return ask(self._system, self._actor, args, self._closed)
+        return ask(self._system, self._actor, args, self._stopping)
 
 
 class StatusReceiver:
     """`QueryStatus.get` answers the query actor's StatusReply (python -m cmud status)."""
 
-    def __init__(self, system: ActorSystem, actor: ActorRef, closed: csp.Chan) -> None:
+    def __init__(self, system: ActorSystem, actor: ActorRef, stopping: csp.Chan) -> None:
         self._system = system
         self._actor = actor
-        self._closed = closed
+        self._stopping = stopping
 
     def get(self, args: StatusArgs):
         if type(args) is not StatusArgs:
             raise TypeError(f"expected StatusArgs, got {type(args).__name__}")
-        return ask(self._system, self._actor, args, self._closed)
+        return ask(self._system, self._actor, args, self._stopping)
 
 
-def ask(system: ActorSystem, actor: ActorRef, args, closed: csp.Chan):
-    """Tell `actor` the query with a fresh channel ref; block until it answers."""
+def ask(system: ActorSystem, actor: ActorRef, args, stopping: csp.Chan):
+    """Tell `actor` the query with a fresh channel ref; block until it answers. Raises
+    ServerClosed once `stopping` is closed, rpc.CallTimeout after ANSWER_TIMEOUT_SECONDS."""
     ref, answer = system.new_channel_ref()
     system.tell(actor, Query(args, ref))
-    index, reply, _ = csp.select(csp.Recv(answer), csp.Recv(closed),
-                                 csp.Recv(csp.after(ANSWER_TIMEOUT_SECONDS)))
-    if index == 1:
+    answered = csp.Recv(answer)
+    closing = csp.Recv(stopping)
+    case, reply, _ = csp.select_case(answered, closing,
+                                     csp.Recv(csp.after(ANSWER_TIMEOUT_SECONDS)))
+    if case is closing:
         raise ServerClosed("the server is closing")
-    if index == 2:
+    if case is not answered:
         raise rpc.CallTimeout(f"query actor {actor.uid()} did not answer")
     return reply
 
@@ -90,24 +95,24 @@ def ask(system: ActorSystem, actor: ActorRef, args, closed: csp.Chan):
 class Server:
     """A running storage server. Use new_server() to make one."""
 
-    def __init__(self, system: ActorSystem, sync: ActorRef, actors: list) -> None:
+    def __init__(self, system: ActorSystem, sync: ActorRef) -> None:
         self.system = system
         self.sync_ref = sync
-        self.actor_refs = actors
         self.query_addrs: list[str] = []
         self._rpc_servers: list[rpc.Server] = []
-        self._closed = csp.Chan()
+        self._life = csp.Lifecycle()
 
     @property
     def desc(self) -> str:
         return json.dumps({"sync": [self.sync_ref.address, self.sync_ref.counter]})
 
     def close(self) -> None:
-        """Frees every port and joins every thread. Idempotent."""
-        try:
-            self._closed.close()
-        except csp.ChannelClosed:
-            return
+        """Frees every port and joins every thread; a query waiting for its actor raises
+        ServerClosed. Idempotent: a later or concurrent call returns once the first has
+        finished."""
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
         for server in self._rpc_servers:
             server.close()
         self.system.close()
@@ -155,16 +160,16 @@ def new_server(start_port: int, query_actor_count: int,
     host = system.address.rpartition(":")[0]
     actors = [system.start_actor(QueryActor) for _ in range(query_actor_count)]
     sync = system.start_actor(SyncActor)
-    server = Server(system, sync, actors)
+    server = Server(system, sync)
     try:
         for ref in actors:
             system.tell(ref, QueryInit([peer for peer in actors if peer != ref], sync))
         system.tell(sync, SyncInit(actors, remotes))
         for i, ref in enumerate(actors):
             rpc_server = rpc.Server()
-            rpc_server.register(QueryReceiver(system, ref, server._closed), name=SERVICE)
-            rpc_server.register(StatusReceiver(system, ref, server._closed),
-                                name="QueryStatus")
+            stopping = server._life.stopping
+            rpc_server.register(QueryReceiver(system, ref, stopping), name=SERVICE)
+            rpc_server.register(StatusReceiver(system, ref, stopping), name="QueryStatus")
             server._rpc_servers.append(rpc_server)
             rpc_server.listen(start_port + 1 + i, host)
             server.query_addrs.append(f"{host}:{rpc_server.port}")
