@@ -3,6 +3,7 @@
 
     @rpc.register                 a dataclass that may travel
     rpc.Server(), rpc.dial(...)   TCP server and client (rpc.server, rpc.client)
+    rpc.wire                      the frames and envelopes they exchange, address parsing
     rpc.simnet                    the simulated network the Raft tests use
 """
 

@@ -1,12 +1,5 @@
 """The rpc client: `dial("host:port") -> Client`, Go's `rpc.Dial` / `Client.Call` / `Client.Go`.
-
-Wire (shared with `rpc.server`): every message is one frame, `codec.frame(payload)`: a 4-byte
-big-endian length, then UTF-8 JSON. The envelope is a plain JSON object written here (not a
-codec-tagged dict); only the carried value inside it goes through `codec.to_wire`/`from_wire`:
-    request   {"id": <int>, "method": "Service.method", "args": <to_wire(args)>}
-    reply     {"id": <int>, "reply": <to_wire(reply)>}
-    error     {"id": <int>, "error": "<message>"}      (the handler raised, or no such method)
-Ids are chosen by the client, unique per client; replies may come in any order.
+The frames and envelopes it exchanges with `rpc.server` are described in `rpc.wire`.
 
     client = rpc.dial("127.0.0.1:9000", timeout=5.0)    # ConnectionLost if it cannot connect
     reply = client.call("Arith.multiply", Args(7, 8), timeout=1.0)
@@ -18,34 +11,34 @@ Threads (A is the address, K a process-wide client number):
                             calls (and cancellations of timed-out ones) from `_requests` in the
                             order they were made and writes their frames, batching what is
                             queued into one sendall; takes decoded replies from `_replies` and
-                            completes the matching call. When the connection ends (closed,
-                            lost, a malformed reply) it fails every pending and queued call with
-                            ConnectionLost, closes `_requests` (later calls fail at once) and
-                            exits.
+                            completes the matching call. When the connection ends (close()
+                            begins, the connection is lost, a reply is malformed) it fails every
+                            pending and queued call with ConnectionLost, closes `_requests`
+                            (later calls fail at once) and exits.
     rpc-client:A#K/reader   blocks in recv(); splits frames, decodes replies, hands them to the
                             loop on an unbounded channel (so it never waits for the loop); tells
                             the loop when the connection ends, then exits.
     caller threads          `go` encodes the call (EncodeError at once, in the caller) and queues
                             it; `call` = `go` + a wait on the call's `done` channel.
-Both threads stop on their own when the connection is lost; `close()` makes them stop and joins
-them. The socket is closed by whoever runs the close (the first `close()`, or the loop when the
-connection was lost without one), after the other threads are done with it.
+Close goes through `self._life` (csp.Lifecycle), begun by whichever comes first: `close()`, which
+shuts the socket down (waking the reader, and the loop if it is in sendall), joins both threads
+and closes the socket; or the loop, when the connection was lost without a close: it shuts the
+socket down, joins the reader and closes the socket as its last act. Either way the socket is
+closed once, after the other threads are done with it, and a later `close()` just waits.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import socket
 
 import csp
-from rpc import codec
-from rpc.errors import CallTimeout, ConnectionLost, EncodeError, FrameError, RemoteError
+from csp import tcp
+from rpc.errors import CallTimeout, ConnectionLost, FrameError, RemoteError
+from rpc.wire import WRITE_BATCH_BYTES, decode_reply, iter_frames, parse_address, request_frame
 
 DEFAULT_DIAL_TIMEOUT = 5.0   # seconds to establish the TCP connection
-READ_CHUNK_BYTES = 256 * 1024
-WRITE_BATCH_BYTES = 256 * 1024
 
 log = logging.getLogger("rpc.client")
 
@@ -54,87 +47,6 @@ _client_numbers = itertools.count(1)
 # (the GIL is held for the whole C call; threading names its threads this way), so concurrent
 # callers never share an id without any lock.
 _call_ids = itertools.count(1)
-
-
-# ---- frames and addresses (shared with rpc.server) --------------------------------------------
-
-def iter_frames(sock: socket.socket):
-    """Yield each frame's payload read from `sock`, in order, until end of stream or a socket
-    error (then it just stops). Raises FrameError as soon as a header announces more than
-    MAX_FRAME_BYTES. Blocks in recv(); wake it by shutting the socket down."""
-    buf = bytearray()
-    while True:
-        try:
-            data = sock.recv(READ_CHUNK_BYTES)
-        except OSError:
-            return
-        if not data:
-            return  # a frame cut short by the end of the stream is simply never delivered
-        buf += data
-        start = 0
-        end = len(buf)
-        while end - start >= 4:
-            length = codec.frame_length(bytes(buf[start:start + 4]))
-            if end - start - 4 < length:
-                break
-            yield bytes(buf[start + 4:start + 4 + length])
-            start += 4 + length
-        if start:
-            del buf[:start]
-
-
-def encode_envelope(envelope: dict) -> bytes:
-    """One frame holding `envelope` (a dict whose carried value is already in wire form).
-    Raises EncodeError if the frame would exceed MAX_FRAME_BYTES."""
-    text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
-    try:
-        payload = text.encode()
-    except UnicodeEncodeError as exc:  # a lone surrogate in some str
-        raise EncodeError(f"a str that is not valid Unicode cannot travel: {exc}") from None
-    return codec.frame(payload)
-
-
-def decode_envelope(payload: bytes) -> dict:
-    """The JSON object in a frame's payload; FrameError if it is not one."""
-    try:
-        envelope = json.loads(payload.decode())  # UTF-8 only (json.loads would guess others)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise FrameError(f"not UTF-8 JSON: {type(exc).__name__}: {exc}") from None
-    if type(envelope) is not dict or type(envelope.get("id")) is not int:
-        raise FrameError(f"not an rpc envelope: {payload[:80]!r}")
-    return envelope
-
-
-def encode_value(value):
-    """`codec.to_wire(value)`; EncodeError for anything it cannot carry (also too deep)."""
-    try:
-        return codec.to_wire(value)
-    except RecursionError:
-        raise EncodeError("the value is nested too deeply to carry") from None
-
-
-def decode_value(data):
-    """`codec.from_wire(data)`, with every failure on bad input as a FrameError: a wrong
-    field, a dataclass whose constructor refuses the values, nesting too deep."""
-    try:
-        return codec.from_wire(data)
-    except FrameError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - bad input must never kill the reading thread
-        raise FrameError(f"cannot decode the value: {type(exc).__name__}: {exc}") from None
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """`"host:port"` (or `"[v6 host]:port"`) -> `(host, port)`; ValueError if malformed."""
-    if not isinstance(address, str):
-        raise ValueError(f"rpc address must be a 'host:port' string, not {address!r}")
-    host, sep, port = address.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    digits = port.isascii() and port.isdigit()
-    if not sep or not host or not digits or not 0 < int(port) < 65536:
-        raise ValueError(f"bad rpc address {address!r}: want 'host:port' with a port in 1-65535")
-    return host, int(port)
 
 
 # ---- the client -------------------------------------------------------------------------------
@@ -215,10 +127,7 @@ class Client:
         self._sock = sock
         self._requests = csp.Chan(None)   # Call | _Cancel, from callers; closed by the loop
         self._replies = csp.Chan(None)    # (id, reply, error) | _Lost, from the reader
-        self._stop = csp.Chan()           # closed by close()
-        self._close_token = csp.Chan(1)   # whoever takes it closes the socket
-        self._close_token.send(None)
-        self._closed = csp.Chan()         # closed once the socket is closed
+        self._life = csp.Lifecycle()      # begun by close(), or by the loop when lost
         self._lost_reason = "connection lost"  # written by the loop before it closes _requests
         name = f"rpc-client:{address}#{next(_client_numbers)}"
         self._name = name
@@ -232,7 +141,7 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<rpc.Client {self._name}{' closed' if self._stop.closed else ''}>"
+        return f"<rpc.Client {self._name}{' closed' if self._life.is_stopping else ''}>"
 
     # ---- public API ------------------------------------------------------------------------
 
@@ -247,8 +156,7 @@ class Client:
             raise TypeError(f"rpc method must be a str like 'Service.method', not {method!r}")
         call = Call(method, args)
         call.id = next(_call_ids)
-        call._frame = encode_envelope({"id": call.id, "method": method,
-                                       "args": encode_value(args)})
+        call._frame = request_frame(call.id, method, args)
         try:
             self._requests.send(call)  # unbounded: never blocks
         except csp.ChannelClosed:
@@ -267,10 +175,11 @@ class Client:
         if timeout is None:
             call.done.recv()
         else:
-            index, _, _ = csp.select(csp.Recv(call.done), csp.Recv(csp.after(timeout)))
-            if index != 0:
-                index, _, _ = csp.select(csp.Recv(call.done), default=True)  # a photo finish
-                if index != 0:
+            done = csp.Recv(call.done)
+            case, _, _ = csp.select_case(done, csp.Recv(csp.after(timeout)))
+            if case is not done:
+                case, _, _ = csp.select_case(done, default=True)  # a photo finish
+                if case is not done:
                     try:
                         self._requests.send(_Cancel(call.id))
                     except csp.ChannelClosed:
@@ -286,23 +195,16 @@ class Client:
 
         Idempotent, thread-safe, never raises; returns once the client's threads are gone.
         """
-        index, _, _ = csp.select(csp.Recv(self._close_token), default=True)
-        if index != 0:
-            self._closed.recv()  # someone else closes (or closed) the socket: wait for it
-        else:
-            self._stop.close()
-            _shutdown(self._sock)  # wakes the reader, and the loop if it is in sendall
-            self._reader.join()
-            self._loop_thread.join()
-            self._sock.close()
-            self._closed.close()
-        if not self._stop.closed:
-            try:
-                self._stop.close()
-            except csp.ChannelClosed:
-                pass  # two closers raced to it: it is closed either way
+        self._life.close_once(self._shut_down)
+        # A no-op unless the loop closed a lost connection itself: it finishes the lifecycle
+        # as its last act, so wait for it to return too.
+        self._loop_thread.join()
+
+    def _shut_down(self) -> None:
+        tcp.shutdown(self._sock)  # wakes the reader, and the loop if it is in sendall
         self._reader.join()
         self._loop_thread.join()
+        self._sock.close()
 
     # ---- threads ----------------------------------------------------------------------------
 
@@ -310,27 +212,25 @@ class Client:
         reason = "connection closed by the server"
         try:
             for payload in iter_frames(self._sock):
-                envelope = decode_envelope(payload)
-                if "error" in envelope and type(envelope["error"]) is str:
-                    self._replies.send((envelope["id"], None, envelope["error"]))
-                elif "reply" in envelope:
-                    self._replies.send((envelope["id"], decode_value(envelope["reply"]), None))
-                else:
-                    raise FrameError(f"a reply without 'reply' or 'error': {payload[:80]!r}")
+                self._replies.send(decode_reply(payload))  # (id, reply, error)
         except FrameError as exc:
             reason = f"malformed reply from the server: {exc}"
-            _shutdown(self._sock)
+            tcp.shutdown(self._sock)
         log.debug("%s: reader ends: %s", self._name, reason)
         self._replies.send(_Lost(reason))
 
     def _loop(self) -> None:
         pending: dict[int, Call] = {}
         requests = self._requests
-        cases = (csp.Recv(requests), csp.Recv(self._replies), csp.Recv(self._stop))
+        new_call = csp.Recv(requests)        # a Call to send, or a _Cancel
+        reply = csp.Recv(self._replies)      # (id, reply, error) from the reader, or _Lost
+        stopping = csp.Recv(self._life.stopping)
         reason = "client closed"
         while True:
-            index, value, _ = csp.select(*cases)
-            if index == 0:
+            case, value, _ = csp.select_case(new_call, reply, stopping)
+            if case is stopping:
+                break
+            if case is new_call:
                 batch = []
                 size = 0
                 # Batch what is already queued into one sendall. This loop is the channel's
@@ -351,23 +251,21 @@ class Client:
                     try:
                         self._sock.sendall(b"".join(batch))
                     except OSError as exc:
-                        reason = ("client closed" if self._stop.closed
+                        reason = ("client closed" if self._life.is_stopping
                                   else f"connection lost while sending: {exc}")
                         break
-            elif index == 1:
+            elif case is reply:
                 if type(value) is _Lost:
-                    reason = "client closed" if self._stop.closed else value.reason
+                    reason = "client closed" if self._life.is_stopping else value.reason
                     break
-                call_id, reply, error = value
+                call_id, result, error = value
                 call = pending.pop(call_id, None)
                 if call is None:
                     continue  # a reply to a call that timed out (or a confused server)
                 if error is not None:
                     self._finish(call, error=RemoteError(error))
                 else:
-                    self._finish(call, reply=reply)
-            else:
-                break
+                    self._finish(call, reply=result)
         log.debug("%s: loop ends: %s (%d calls pending)", self._name, reason, len(pending))
         self._lost_reason = reason
         requests.close()  # from now on go() fails at once; what was queued is failed below
@@ -376,13 +274,11 @@ class Client:
         for value in requests:
             if type(value) is not _Cancel:
                 self._finish(value, error=ConnectionLost(f"{value.method}: {reason}"))
-        # Lost without close(): close the socket here unless a close() is already doing it.
-        index, _, _ = csp.select(csp.Recv(self._close_token), default=True)
-        if index == 0:
-            _shutdown(self._sock)
+        if self._life.begin():  # lost without close(): this thread closes the connection
+            tcp.shutdown(self._sock)
             self._reader.join()
             self._sock.close()
-            self._closed.close()
+            self._life.finish()
 
     @staticmethod
     def _finish(call: Call, reply=None, error: Exception | None = None) -> None:
@@ -390,9 +286,3 @@ class Client:
         call.error = error
         call.done.send(call)  # Chan(1), sent once: never blocks
 
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # not connected any more: already as shut as it gets

@@ -6,7 +6,7 @@
     port = server.listen(0)                   # returns at once; also in server.port
     server.close()
 
-The wire format (frames and envelopes) is described in `rpc.client`. Per connection, frames
+The wire format (frames and envelopes) is described in `rpc.wire`. Per connection, frames
 are read in order and each call is started in that order: a call of an ordinary service runs
 on a worker of the server's pool (so a slow handler delays no other call, and replies go back
 in whatever order handlers finish); the calls of an `ordered` service from one connection run
@@ -18,9 +18,11 @@ MAX_FRAME_BYTES, bad JSON, an unknown type, a bad envelope) drops that connectio
 Threads (N is the port, C a connection number, W a worker number):
     rpc-server:N/loop     owns the connection table and the list of every worker thread;
                           selects over new connections, departures, requests for a new worker
-                          and close. On close it shuts every connection down, then joins every
-                          connection's threads and every worker.
-    rpc-server:N/accept   blocks in accept(); hands each socket to the loop.
+                          and `self._life.stopping`. When close begins it shuts every
+                          connection down, closes `_loop_done` (it takes nothing more), then
+                          joins every connection's threads and every worker.
+    rpc-server:N/accept   `csp.tcp.accept_loop`: blocks in accept(); hands each socket to the
+                          loop.
     rpc-server:N/conn-C/reader   blocks in recv(); decodes each frame and starts its call: hands
                           it to an idle worker, else asks the loop for a new one; queues ordered
                           calls on the connection's thread for that service (which it starts
@@ -28,15 +30,17 @@ Threads (N is the port, C a connection number, W a worker number):
                           the socket down, closes the outgoing queue and the ordered queues,
                           joins its writer and ordered threads, reports its departure to the
                           loop, and only then closes the socket.
-    rpc-server:N/conn-C/writer   drains the connection's outgoing queue (reply frames) onto the
-                          socket, batching; the only thread that writes to the socket.
+    rpc-server:N/conn-C/writer   `csp.tcp.write_batches`: drains the connection's outgoing
+                          queue (reply frames) onto the socket, batching; the only thread that
+                          writes to the socket.
     rpc-server:N/conn-C/<Service>  runs the connection's calls of an ordered service, in order.
     rpc-server:N/worker-W runs calls (any connection's) and queues each reply frame on its
                           connection; between calls it waits idle for the next (at most
                           MAX_IDLE_WORKERS wait; a worker finding them all there exits).
 Calls already received when a connection ends still run (their replies are dropped), as in Go;
-after close(), queued ordered calls are skipped. close() returns once every thread above is
-gone, so it waits for handlers still running (their replies are dropped).
+after close(), queued ordered calls are skipped. close() (`self._life.close_once`) shuts the
+listener down, which ends the accept thread, and joins the loop: it returns once every thread
+above is gone, so it waits for handlers still running (their replies are dropped).
 Only channels and select synchronise these threads; the one lock guards service registration.
 """
 
@@ -49,13 +53,11 @@ import socket
 import threading
 
 import csp
-from rpc.client import (decode_envelope, decode_value, encode_envelope, encode_value,
-                        iter_frames)
+from csp import tcp
 from rpc.errors import EncodeError, FrameError
+from rpc.wire import (WRITE_BATCH_BYTES, decode_request, error_frame, iter_frames, reply_frame)
 
 MAX_IDLE_WORKERS = 32
-MAX_ERROR_CHARS = 64 * 1024   # an error reply carries at most this much of the message
-WRITE_BATCH_BYTES = 256 * 1024
 
 log = logging.getLogger("rpc.server")
 
@@ -119,12 +121,10 @@ class Server:
         self._spawns = csp.Chan()        # a job no idle worker took: the loop starts a worker
         self._jobs = csp.Chan()          # unbuffered: a send completes only to an idle worker
         self._idle = csp.Chan(MAX_IDLE_WORKERS)  # one token per idle worker
-        self._close_token = csp.Chan(1)  # whoever takes it runs the close
-        self._close_token.send(None)
-        self._stop = csp.Chan()          # closed by close()
-        self._stopped = csp.Chan()       # closed by the loop once it has shut connections down
-        self._closed = csp.Chan()        # closed when close() has finished
-        self._threads: list = []
+        self._life = csp.Lifecycle()
+        self._loop_done = csp.Chan()     # closed by the loop once it has shut connections down
+        self._loop_thread: threading.Thread | None = None
+        self._accept_thread: threading.Thread | None = None
 
     def __enter__(self) -> "Server":
         return self
@@ -159,16 +159,15 @@ class Server:
         """Listen on `host:port` (0: a free port) and serve in the background; returns the port
         (also in `.port`). Does not block. Raises OSError when it cannot listen, RuntimeError
         if already listening or closed."""
-        if self._listener is not None or self._stop.closed:
+        if self._listener is not None or self._life.is_stopping:
             raise RuntimeError("rpc.Server.listen: already listening or closed")
         listener = socket.create_server((host, port), backlog=128)
         self._listener = listener
         self.port = listener.getsockname()[1]
         self._name = f"rpc-server:{self.port}"
-        self._threads = [
-            csp.go(self._loop, name=f"{self._name}/loop"),
-            csp.go(self._accept, listener, name=f"{self._name}/accept"),
-        ]
+        self._loop_thread = csp.go(self._loop, name=f"{self._name}/loop")
+        self._accept_thread = csp.go(tcp.accept_loop, listener, self._connections,
+                                     self._loop_done, name=f"{self._name}/accept")
         log.debug("%s: listening on %s", self._name, host)
         return self.port
 
@@ -176,20 +175,13 @@ class Server:
         """Stop listening and drop every connection (their calls in flight end with
         ConnectionLost at the clients), then wait for running handlers and every server
         thread. Idempotent, thread-safe, never raises."""
-        index, _, _ = csp.select(csp.Recv(self._close_token), default=True)
-        if index != 0:
-            self._closed.recv()  # another caller is closing: wait for it
-            return
-        self._stop.close()
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
         if self._listener is not None:
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread
-            except OSError:
-                pass
-            for thread in self._threads:
-                thread.join()
-            self._listener.close()
-        self._closed.close()
+            tcp.close_listener(self._listener, self._accept_thread)
+        if self._loop_thread is not None:
+            self._loop_thread.join()  # it saw `stopping`, and joins every other thread
         log.debug("%s: closed", self._name)
 
     # ---- the loop ---------------------------------------------------------------------------
@@ -200,46 +192,37 @@ class Server:
         workers: list = []
         conn_numbers = itertools.count(1)
         worker_numbers = itertools.count(1)
-        cases = (csp.Recv(self._spawns), csp.Recv(self._connections),
-                 csp.Recv(self._departures), csp.Recv(self._stop))
+        spawn = csp.Recv(self._spawns)           # a job for a new worker
+        accepted = csp.Recv(self._connections)   # a new socket
+        departed = csp.Recv(self._departures)    # a _Conn whose reader is done with it
+        stopping = csp.Recv(self._life.stopping)
         while True:
-            index, value, _ = csp.select(*cases)
-            if index == 0:
+            case, value, _ = csp.select_case(spawn, accepted, departed, stopping)
+            if case is stopping:
+                break
+            if case is spawn:
                 workers = [t for t in workers if t.is_alive()]
                 workers.append(csp.go(self._work, value,
                                       name=f"{self._name}/worker-{next(worker_numbers)}"))
-            elif index == 1:
+            elif case is accepted:
                 conn = _Conn(next(conn_numbers), value)
                 conns[conn.number] = conn
                 prefix = f"{self._name}/conn-{conn.number}"
-                conn.writer = csp.go(self._write, conn, name=f"{prefix}/writer")
+                conn.writer = csp.go(tcp.write_batches, conn.sock, conn.outgoing,
+                                     WRITE_BATCH_BYTES, name=f"{prefix}/writer")
                 reader = csp.go(self._read, conn, name=f"{prefix}/reader")
                 conn_threads = [t for t in conn_threads if t.is_alive()] + [conn.writer, reader]
                 log.debug("%s: connection %d opened", self._name, conn.number)
-            elif index == 2:
+            elif case is departed:
                 del conns[value.number]
                 log.debug("%s: connection %d gone", self._name, value.number)
-            else:
-                break
-        # A reader closes its socket only after its departure was taken or _stopped is closed,
-        # so every socket in `conns` is still open here.
+        # A reader closes its socket only after its departure was taken or _loop_done is
+        # closed, so every socket in `conns` is still open here.
         for conn in conns.values():
-            _shutdown(conn.sock)
-        self._stopped.close()
+            tcp.shutdown(conn.sock)
+        self._loop_done.close()
         for thread in conn_threads + workers:
             thread.join()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                return  # the listener was shut down by close()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            index, _, _ = csp.select(csp.Send(self._connections, sock), csp.Recv(self._stopped))
-            if index == 1:
-                sock.close()
-                return
 
     # ---- per-connection threads -------------------------------------------------------------
 
@@ -252,33 +235,28 @@ class Server:
         except FrameError as exc:
             how = f"malformed frame: {exc}"
         finally:
-            if self._stop.closed:
+            if self._life.is_stopping:
                 how = "server closed"
             log.debug("%s: connection %d ends: %s", self._name, conn.number, how)
-            _shutdown(conn.sock)
+            tcp.shutdown(conn.sock)
             conn.outgoing.close()
             for queue, _ in ordered.values():
                 queue.close()
             for _, thread in ordered.values():
                 thread.join()
             conn.writer.join()
-            csp.select(csp.Send(self._departures, conn), csp.Recv(self._stopped))
+            csp.select(csp.Send(self._departures, conn), csp.Recv(self._loop_done))
             conn.sock.close()
 
     def _start_call(self, conn: _Conn, payload: bytes, ordered: dict) -> None:
         """Decode one request frame and start its call (FrameError if malformed)."""
-        envelope = decode_envelope(payload)
-        method = envelope.get("method")
-        if type(method) is not str or "args" not in envelope or len(envelope) != 3:
-            raise FrameError(f"not an rpc request: {payload[:80]!r}")
-        call_id = envelope["id"]
-        args = decode_value(envelope["args"])
+        call_id, method, args = decode_request(payload)
         service_name, _, method_name = method.rpartition(".")
         service = self._services.get(service_name)
         handler = service.methods.get(method_name) if service is not None else None
         if handler is None:
             what = "service" if service is None else "method"
-            conn.outgoing.send(_error_frame(call_id, f"rpc: can't find {what} {method}"))
+            conn.outgoing.send(error_frame(call_id, f"rpc: can't find {what} {method}"))
             return
         job = (conn, call_id, method, handler, args)
         if service.ordered:
@@ -290,50 +268,33 @@ class Server:
                 entry = ordered[service_name] = (queue, thread)
             entry[0].send(job)
             return
-        index, _, _ = csp.select(csp.Send(self._jobs, job), default=True)
-        if index != 0:  # no idle worker: the loop starts one
-            csp.select(csp.Send(self._spawns, job), csp.Recv(self._stopped))
-
-    def _write(self, conn: _Conn) -> None:
-        outgoing = conn.outgoing
-        sock = conn.sock
-        while True:
-            frame, ok = outgoing.recv()
-            if not ok:
-                return
-            batch = [frame]
-            size = len(frame)
-            # This thread is the queue's only receiver: what len() counts is there to take.
-            more = len(outgoing)
-            while more and size < WRITE_BATCH_BYTES:
-                frame, _ = outgoing.recv()
-                batch.append(frame)
-                size += len(frame)
-                more -= 1
-            try:
-                sock.sendall(b"".join(batch))
-            except OSError:
-                return  # the peer is gone; the reader sees it too and ends the connection
+        to_idle_worker = csp.Send(self._jobs, job)
+        case, _, _ = csp.select_case(to_idle_worker, default=True)
+        if case is not to_idle_worker:  # no idle worker: the loop starts one
+            csp.select(csp.Send(self._spawns, job), csp.Recv(self._loop_done))
 
     # ---- running calls ----------------------------------------------------------------------
 
     def _work(self, job) -> None:
+        count_idle = csp.Send(self._idle, None)
+        next_job = csp.Recv(self._jobs)
+        stopping = csp.Recv(self._life.stopping)
         while True:
             self._run(job)
-            if self._stop.closed:
+            if self._life.is_stopping:
                 return
-            index, _, _ = csp.select(csp.Send(self._idle, None), default=True)
-            if index != 0:
+            case, _, _ = csp.select_case(count_idle, default=True)
+            if case is not count_idle:
                 return  # enough idle workers already
-            index, job, _ = csp.select(csp.Recv(self._jobs), csp.Recv(self._stop))
+            case, job, _ = csp.select_case(next_job, stopping)
             # Give a token back: this worker's own is still counted, so one is there to take.
             self._idle.recv()
-            if index != 0:
+            if case is stopping:
                 return
 
     def _serve_ordered(self, queue: csp.Chan) -> None:
         for job in queue:
-            if not self._stop.closed:
+            if not self._life.is_stopping:
                 self._run(job)
 
     def _run(self, job) -> None:
@@ -342,28 +303,14 @@ class Server:
             reply = handler(args)
         except Exception as exc:  # noqa: BLE001 - the handler's failure is the caller's answer
             log.debug("%s: %s raised", self._name, method, exc_info=True)
-            frame = _error_frame(call_id, f"{method}: {type(exc).__name__}: {exc}")
+            frame = error_frame(call_id, f"{method}: {type(exc).__name__}: {exc}")
         else:
             try:
-                frame = encode_envelope({"id": call_id, "reply": encode_value(reply)})
+                frame = reply_frame(call_id, reply)
             except EncodeError as exc:
-                frame = _error_frame(call_id, f"{method}: the reply cannot be sent: {exc}")
+                frame = error_frame(call_id, f"{method}: the reply cannot be sent: {exc}")
         try:
             conn.outgoing.send(frame)  # unbounded: never blocks
         except csp.ChannelClosed:
             pass  # the connection has ended: nobody is waiting for this reply
 
-
-def _error_frame(call_id: int, message: str) -> bytes:
-    """An error reply; always encodable (the message may quote bad input)."""
-    if len(message) > MAX_ERROR_CHARS:
-        message = message[:MAX_ERROR_CHARS] + "... (cut)"
-    message = message.encode("utf-8", "backslashreplace").decode()  # no lone surrogates
-    return encode_envelope({"id": call_id, "error": message})
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # not connected any more

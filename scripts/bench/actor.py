@@ -214,7 +214,7 @@ def ours_remote(n: int) -> tuple[float, float, float, bytes]:
         seconds, from_start, received = sink.stdout.readline().split()
         sink.wait(timeout=60)
         from actor.system import RemoteTell
-        frame = codec.frame(rpc.client.encode_envelope(
+        frame = codec.frame(rpc.wire.encode_envelope(
             {"id": 1, "method": "RemoteTell.tell",
              "args": codec.to_wire(RemoteTell(ref, codec.dumps(Work(1))))}))
         return (n / float(seconds), n / float(from_start), int(received) / float(seconds),

@@ -1,4 +1,4 @@
-"""The rpc codec (`rpc.codec`) and the framing over a byte stream (`rpc.client.iter_frames`):
+"""The rpc codec (`rpc.codec`) and the framing over a byte stream (`rpc.wire.iter_frames`):
 hypothesis round trips of every carried kind (nested registered dataclasses, bytes, str-keyed
 dicts, including user dicts that look like the codec's own tags), refusals at the sender
 (tuples, sets, unregistered classes, non-str keys) as EncodeError, malformed payloads as
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 import rpc
 from rpc import codec
-from rpc.client import decode_envelope, decode_value, encode_value, iter_frames
 from rpc.errors import EncodeError, FrameError
+from rpc.wire import decode_envelope, decode_value, encode_value, iter_frames
 
 MAX = codec.MAX_FRAME_BYTES
 
