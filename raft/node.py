@@ -14,9 +14,14 @@ A command is committed when the entry at its index, once applied, carries its un
 leader that loses its leadership may see another entry applied there instead: `ok` False).
 
 Threads (N is node_id):
-    raft-node-N/applier   reads apply_ch, appends to the applied list, wakes submitters
+    raft-node-N/applier   reads apply_ch, appends to the applied list, wakes submitters; ends
+                          when the node's close begins (`self._life.stopping`)
     (the Raft peer's threads; the rpc server's and clients' threads)
 The applied list and the waiters are guarded by one condition (a mutex is allowed in raft/).
+close() (`self._life.close_once`) wakes waiting submitters (they answer "node closed"), closes
+the rpc server (joining its handlers), stops the Raft peer, closes the peers' connections and
+the persister, and joins the applier. A TcpPeer closes through a Lifecycle too: once its close
+has begun it dials nothing more.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import csp
 import rpc
 from raft.persister import FilePersister, MemoryPersister
 from raft.raft import Raft
+from rpc.wire import parse_address
 
 DIAL_TIMEOUT_SECONDS = 0.5
 CALL_TIMEOUT_SECONDS = 2.0
@@ -86,14 +92,15 @@ class Applied:
 class TcpPeer:
     """`call(method, args) -> reply | None` to one node over rpc, as Raft wants its peers:
     dials lazily, redials after a failure (not more often than every REDIAL_PAUSE_SECONDS),
-    and maps every failure and timeout to None. Thread-safe."""
+    and maps every failure and timeout to None. Thread-safe; after close() every call answers
+    None at once."""
 
     def __init__(self, address: str) -> None:
         self._address = address
         self._lock = threading.Lock()
         self._client: rpc.Client | None = None
         self._next_dial = 0.0
-        self._closed = False
+        self._life = csp.Lifecycle()
 
     def call(self, method: str, args):
         client = self._connected()
@@ -109,7 +116,8 @@ class TcpPeer:
 
     def _connected(self) -> rpc.Client | None:
         with self._lock:
-            if self._client is not None or self._closed:
+            # _shut_down takes the lock after close began: no client dialed here outlives it.
+            if self._client is not None or self._life.is_stopping:
                 return self._client
             if time.monotonic() < self._next_dial:
                 return None
@@ -127,8 +135,11 @@ class TcpPeer:
         client.close()
 
     def close(self) -> None:
+        """Close the connection; idempotent, thread-safe."""
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
         with self._lock:
-            self._closed = True
             client, self._client = self._client, None
         if client is not None:
             client.close()
@@ -165,7 +176,7 @@ class _NodeService:
 class Node:
     """Starts at once: listens on addresses[node_id] (OSError if the port is taken), restores
     from `data_dir` (CorruptStateError if the state file is damaged; None: keep the state in
-    memory only, which a crash loses). close() is idempotent."""
+    memory only, which a crash loses). close() is idempotent and thread-safe."""
 
     def __init__(self, node_id: int, addresses: list[str], data_dir: str | None, *,
                  host: str = "127.0.0.1", **raft_options) -> None:
@@ -183,24 +194,24 @@ class Node:
         self._applied: list = []        # (id, value) of every applied command, index - 1
         self._ids = itertools.count()
         self._id_prefix = os.urandom(6).hex()
-        self._done = csp.Chan()
+        self._life = csp.Lifecycle()
         self.raft = Raft(self._peers, node_id, self._apply_ch, persister=self._persister,
                          **raft_options)
         self._server = rpc.Server()
         self._server.register(_RaftService(self.raft), name="Raft")
         self._server.register(_NodeService(self), name="Node")
-        _, port = rpc.client.parse_address(addresses[node_id])
+        _, port = parse_address(addresses[node_id])
         try:
             self._server.listen(port, host)
         except OSError:
             self._stop_parts()
             raise
         self._applier = csp.go(self._apply, name=f"raft-node-{node_id}/applier")
-        self._closed = False
 
     def submit(self, values: list) -> Submitted:
         """Replicate `values` as consecutive commands; returns once they are committed (ok),
-        or not leader (with a hint), or leadership was lost, or SUBMIT_TIMEOUT_SECONDS."""
+        or not leader (with a hint), or leadership was lost, or SUBMIT_TIMEOUT_SECONDS, or the
+        node closes."""
         if not values:
             return Submitted(False, error="no commands")
         stamped = [[f"{self._id_prefix}-{next(self._ids)}", value] for value in values]
@@ -211,6 +222,8 @@ class Node:
         deadline = time.monotonic() + SUBMIT_TIMEOUT_SECONDS
         with self._changed:
             while len(self._applied) < last:
+                if self._life.is_stopping:
+                    return Submitted(False, error="node closed")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._changed.wait(remaining):
                     return Submitted(False, error="not committed in time")
@@ -225,9 +238,11 @@ class Node:
             return [entry[1] for entry in self._applied[max(from_index, 1) - 1:]]
 
     def _apply(self) -> None:
+        applied = csp.Recv(self._apply_ch)
+        stopping = csp.Recv(self._life.stopping)
         while True:
-            index, message, _ = csp.select(csp.Recv(self._apply_ch), csp.Recv(self._done))
-            if index == 1:
+            case, message, _ = csp.select_case(applied, stopping)
+            if case is stopping:
                 return
             command = message.command
             if not (isinstance(command, list) and len(command) == 2):
@@ -237,12 +252,15 @@ class Node:
                 self._changed.notify_all()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        """Stop serving and stop the peer; returns once the node's threads are gone.
+        Idempotent, thread-safe."""
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
+        with self._changed:
+            self._changed.notify_all()   # waiting submitters see the close and answer
         self._server.close()
         self._stop_parts()
-        self._done.close()
         self._applier.join()
 
     def _stop_parts(self) -> None:

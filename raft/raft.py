@@ -16,8 +16,12 @@ log, commit_index, last_applied, role, next_index, match_index, the election dea
 incoming handlers `request_vote` and `append_entries` run on the caller's thread, take the lock
 briefly and never wait on apply_ch.
 
-`stop()` joins the ticker and the applier; RPCs already on the wire finish on their own threads
-(a simulated link may hold one for seconds) and, the peer being stopped, change nothing.
+`stop()` goes through `self._life` (csp.Lifecycle): it begins stopping, wakes the ticker and
+the applier under the lock (so a thread that read `is_stopping` as false under the lock is
+already waiting when the wake-up comes), and joins them. Every critical section checks
+`self._life.is_stopping` before it sends or applies anything, so once stop() has returned
+nothing more is sent or applied. RPCs already on the wire finish on their own threads (a
+simulated link may hold one for seconds) and, the peer being stopped, change nothing.
 
 Timing: heartbeats every `heartbeat_seconds` (0.11 s: at most 10 per second per follower, as
 the handout requires); election timeouts drawn uniformly from `election_timeout_seconds`
@@ -60,8 +64,7 @@ class Raft:
         self._lock = threading.Lock()
         self._commit_changed = threading.Condition(self._lock)
         self._wake_ticker = threading.Condition(self._lock)
-        self._stopped = False
-        self._stop_ch = csp.Chan()
+        self._life = csp.Lifecycle()
         # Figure 2's state.
         self._current_term = 0
         self._voted_for: int | None = None
@@ -96,7 +99,7 @@ class Raft:
         """On the leader: append `command` and start replicating it; returns at once with the
         index it will have if ever committed. Elsewhere: (-1, term, False)."""
         with self._lock:
-            if self._role != LEADER or self._stopped:
+            if self._role != LEADER or self._life.is_stopping:
                 return -1, self._current_term, False
             self._log.append(LogEntry(self._current_term, command))
             index = len(self._log) - 1
@@ -109,7 +112,7 @@ class Raft:
         """put_command for a batch, in order, at consecutive indices: (index of the first,
         term, is_leader); one log write and one replication for the lot."""
         with self._lock:
-            if self._role != LEADER or self._stopped or not commands:
+            if self._role != LEADER or self._life.is_stopping or not commands:
                 return -1, self._current_term, False
             first = len(self._log)
             self._log.extend(LogEntry(self._current_term, command) for command in commands)
@@ -126,17 +129,17 @@ class Raft:
                     "last_index": len(self._log) - 1, "leader": self._leader_id}
 
     def stop(self) -> None:
-        """Stops the peer: afterwards it sends and applies nothing. Idempotent; joins the
-        ticker and the applier; never closes apply_ch."""
-        with self._lock:
-            if not self._stopped:
-                self._stopped = True
-                self._stop_ch.close()
-                self._commit_changed.notify_all()
-                self._wake_ticker.notify_all()
+        """Stops the peer: afterwards it sends and applies nothing. Idempotent and
+        thread-safe; returns once the ticker and the applier have exited; never closes
+        apply_ch."""
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
+        with self._lock:   # after begin(): a thread checking is_stopping under the lock either
+            self._commit_changed.notify_all()   # saw it or is waiting and is woken here
+            self._wake_ticker.notify_all()
         for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join()
+            thread.join()
 
     # ---- incoming RPCs ------------------------------------------------------------------------
 
@@ -220,7 +223,7 @@ class Raft:
         if reply is None:
             return
         with self._lock:
-            if self._stopped:
+            if self._life.is_stopping:
                 return
             if reply.term > self._current_term:
                 self._become_follower(reply.term)
@@ -277,7 +280,7 @@ class Raft:
         the sender role in the same critical section, so no new entry is left unsent."""
         if not owns_sender:
             return False
-        if (self._resend[peer] and not self._stopped and self._role == LEADER
+        if (self._resend[peer] and not self._life.is_stopping and self._role == LEADER
                 and self._current_term == term):
             self._resend[peer] = False
             return True
@@ -289,7 +292,7 @@ class Raft:
         follower's next index up (fast backup) or, as its sender, while new entries wait."""
         while True:
             with self._lock:
-                if self._stopped or self._role != LEADER or self._current_term != term:
+                if self._life.is_stopping or self._role != LEADER or self._current_term != term:
                     self._sender_done(peer, term, owns_sender)
                     return
                 self._sync()   # the leader's own entries are durable before it sends them
@@ -298,7 +301,7 @@ class Raft:
                                          self._log[prev + 1:], self._commit_index)
             reply = self._peers[peer].call("append_entries", args)
             with self._lock:
-                if reply is None or self._stopped:
+                if reply is None or self._life.is_stopping:
                     if owns_sender:   # lost: the next heartbeat retries; no hot loop here
                         self._sending[peer] = self._resend[peer] = False
                     return
@@ -334,7 +337,7 @@ class Raft:
 
     def _ticker(self) -> None:
         with self._lock:
-            while not self._stopped:
+            while not self._life.is_stopping:
                 now = time.monotonic()
                 if self._role == LEADER:
                     if now >= self._next_heartbeat:
@@ -348,19 +351,19 @@ class Raft:
                 self._wake_ticker.wait(max(deadline - time.monotonic(), 0.001))
 
     def _applier(self) -> None:
+        stopping = csp.Recv(self._life.stopping)
         while True:
             with self._lock:
-                while not self._stopped and self._last_applied >= self._commit_index:
+                while not self._life.is_stopping and self._last_applied >= self._commit_index:
                     self._commit_changed.wait()
-                if self._stopped:
+                if self._life.is_stopping:
                     return
                 first = self._last_applied + 1
                 batch = [ApplyCommand(index, self._log[index].command)
                          for index in range(first, self._commit_index + 1)]
             for command in batch:
-                index, _, _ = csp.select(csp.Send(self._apply_ch, command),
-                                         csp.Recv(self._stop_ch))
-                if index == 1:
+                case, _, _ = csp.select_case(csp.Send(self._apply_ch, command), stopping)
+                if case is stopping:
                     return
                 with self._lock:
                     self._last_applied = command.index

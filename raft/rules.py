@@ -63,16 +63,6 @@ def plan_append(log: list[LogEntry], args: AppendEntriesArgs,
     return AppendEntriesReply(current_term, True), None, 0
 
 
-def accept_entries(log: list[LogEntry], args: AppendEntriesArgs,
-                   current_term: int) -> tuple[list[LogEntry], AppendEntriesReply]:
-    """`plan_append` applied to a copy: (the new log, the reply); `log` is not modified, and
-    is returned itself when nothing changes."""
-    reply, first, offset = plan_append(log, args, current_term)
-    if first is None:
-        return log, reply
-    return log[:first] + list(args.entries[offset:]), reply
-
-
 def follower_commit_index(commit_index: int, leader_commit: int, last_new_index: int) -> int:
     """Step 5: min(leaderCommit, index of the last new entry), never backwards."""
     return max(commit_index, min(leader_commit, last_new_index))

@@ -38,6 +38,19 @@ def append_args(leader_log: list[LogEntry], prev: int, count: int | None = None,
                              copy.deepcopy(leader_log[prev + 1:end]), leader_commit)
 
 
+def accept_entries(log: list[LogEntry], args: AppendEntriesArgs,
+                   current_term: int) -> tuple[list[LogEntry], AppendEntriesReply]:
+    """`rules.plan_append` carried out on a copy, as `Raft.append_entries` carries it out on
+    its log: (the new log, the reply); `log` is not modified."""
+    reply, first, offset = rules.plan_append(log, args, current_term)
+    if first is None:
+        return log, reply
+    new_log = list(log)
+    del new_log[first:]
+    new_log.extend(args.entries[offset:])
+    return new_log, reply
+
+
 # ---- RequestVote (Figure 2, "RequestVote RPC: receiver implementation") ------------------------
 
 
@@ -106,14 +119,14 @@ def test_reject_append_when_prev_log_index_missing():
     log = make_log([1, 1, 2])
     leader = make_log([1, 1, 2, 2, 2, 3])
     before = copy.deepcopy(log)
-    new_log, reply = rules.accept_entries(log, append_args(leader, 5), 9)
+    new_log, reply = accept_entries(log, append_args(leader, 5), 9)
     assert reply == AppendEntriesReply(9, False, 0, 4)
     assert new_log == before and log == before
     # An empty follower log: the hint is index 1.
-    _, reply = rules.accept_entries(make_log([]), append_args(leader, 1), 9)
+    _, reply = accept_entries(make_log([]), append_args(leader, 1), 9)
     assert (reply.success, reply.conflict_term, reply.conflict_index) == (False, 0, 1)
     # One past the end is already missing.
-    _, reply = rules.accept_entries(log, append_args(leader, 4), 9)
+    _, reply = accept_entries(log, append_args(leader, 4), 9)
     assert (reply.success, reply.conflict_term, reply.conflict_index) == (False, 0, 4)
 
 
@@ -123,14 +136,14 @@ def test_reject_append_when_prev_log_term_mismatch():
     follower = make_log([1, 1, 2, 2, 2, 2])
     leader = make_log([1, 1, 3, 3, 3, 3, 3])
     before = copy.deepcopy(follower)
-    new_log, reply = rules.accept_entries(follower, append_args(leader, 5), 9)
+    new_log, reply = accept_entries(follower, append_args(leader, 5), 9)
     assert reply == AppendEntriesReply(9, False, 2, 3)
     assert new_log == before and follower == before
     # The conflicting term starting at index 1: the hint never goes below 1.
-    _, reply = rules.accept_entries(make_log([2, 2, 2]), append_args(make_log([1, 3, 3]), 3), 9)
+    _, reply = accept_entries(make_log([2, 2, 2]), append_args(make_log([1, 3, 3]), 3), 9)
     assert (reply.success, reply.conflict_term, reply.conflict_index) == (False, 2, 1)
     # The conflict sitting exactly at the first entry of its term.
-    _, reply = rules.accept_entries(make_log([1, 1, 2]), append_args(make_log([1, 1, 3]), 3), 9)
+    _, reply = accept_entries(make_log([1, 1, 2]), append_args(make_log([1, 1, 3]), 3), 9)
     assert (reply.success, reply.conflict_term, reply.conflict_index) == (False, 2, 3)
 
 
@@ -138,8 +151,8 @@ def test_prev_log_index_zero_always_matches():
     """The sentinel at index 0 matches every leader: the first entry can always be sent."""
     leader = make_log([4, 4])
     for follower_terms in ([], [1], [1, 2, 3, 3]):
-        new_log, reply = rules.accept_entries(make_log(follower_terms),
-                                              append_args(leader, 0), 9)
+        new_log, reply = accept_entries(make_log(follower_terms),
+                                        append_args(leader, 0), 9)
         assert reply.success
         assert new_log == leader
 
@@ -151,25 +164,25 @@ def test_truncate_only_conflicting_suffix():
     leader = make_log([1, 1, 2, 2, 3])
     follower = copy.deepcopy(leader)
     # A delayed AppendEntries that carried only entries 2..3: every entry matches.
-    new_log, reply = rules.accept_entries(follower, append_args(leader, 1, 2), 9)
+    new_log, reply = accept_entries(follower, append_args(leader, 1, 2), 9)
     assert reply.success
     assert new_log == leader
     # A delayed heartbeat with no entries at all.
-    new_log, reply = rules.accept_entries(follower, append_args(leader, 2, 0), 9)
+    new_log, reply = accept_entries(follower, append_args(leader, 2, 0), 9)
     assert reply.success and new_log == leader
 
     # A real conflict: the follower's term-2 suffix from index 3 is replaced, the agreeing
     # prefix kept.
     follower = make_log([1, 1, 2, 2, 2, 2])
     leader = make_log([1, 1, 3, 3])
-    new_log, reply = rules.accept_entries(follower, append_args(leader, 1), 9)
+    new_log, reply = accept_entries(follower, append_args(leader, 1), 9)
     assert reply.success
     assert new_log == leader
     # The conflict is met in the middle of the entries: the first matching ones are kept as
     # they were, everything from the conflict on is the leader's.
     follower = make_log([1, 1, 2, 2, 2, 2])
     leader = make_log([1, 1, 2, 4, 4])
-    new_log, reply = rules.accept_entries(follower, append_args(leader, 1, 3), 9)
+    new_log, reply = accept_entries(follower, append_args(leader, 1, 3), 9)
     assert reply.success
     assert new_log == make_log([1, 1, 2, 4])
     assert new_log[3] == follower[3]
@@ -180,17 +193,17 @@ def test_append_new_entries_not_already_in_log():
     follower = make_log([1, 1])
     leader = make_log([1, 1, 1, 2, 2])
     # Overlapping: entries 2..5 sent, 2 already present.
-    new_log, reply = rules.accept_entries(follower, append_args(leader, 1), 9)
+    new_log, reply = accept_entries(follower, append_args(leader, 1), 9)
     assert reply.success
     assert new_log == leader
     assert follower == make_log([1, 1]), "the caller's list must not be modified"
     # Partly overlapping, and the follower is longer than prev + entries: nothing lost.
     follower = make_log([1, 1, 1, 2, 2])
-    new_log, reply = rules.accept_entries(follower, append_args(leader, 0, 3), 9)
+    new_log, reply = accept_entries(follower, append_args(leader, 0, 3), 9)
     assert reply.success and new_log == leader
     # Exactly at the end.
     follower = make_log([1, 1, 1])
-    new_log, reply = rules.accept_entries(follower, append_args(leader, 3), 9)
+    new_log, reply = accept_entries(follower, append_args(leader, 3), 9)
     assert reply.success and new_log == leader
     assert reply.term == 9
 
@@ -268,7 +281,7 @@ def test_fast_backup_skips_a_whole_term():
     next_index, rounds = len(leader), 0
     while True:
         rounds += 1
-        follower, reply = rules.accept_entries(follower, append_args(leader, next_index - 1), 9)
+        follower, reply = accept_entries(follower, append_args(leader, next_index - 1), 9)
         if reply.success:
             break
         next_index = backup(leader, reply, next_index)
@@ -322,7 +335,7 @@ def test_property_log_matching_after_append(logs, data):
     count = data.draw(st.integers(0, len(leader) - 1 - prev), label="count")
     args = append_args(leader, prev, count, term=term)
     before = copy.deepcopy(follower)
-    new_log, reply = rules.accept_entries(follower, args, term)
+    new_log, reply = accept_entries(follower, args, term)
     assert follower == before, "accept_entries modified the caller's log"
     assert reply.term == term
     has_prev = prev < len(before) and before[prev].term == leader[prev].term
@@ -370,8 +383,8 @@ def test_property_fast_backup_converges_without_overshooting(logs):
     while True:
         rounds += 1
         assert rounds <= distinct_terms + 2, "fast backup takes more than one round per term"
-        follower, reply = rules.accept_entries(follower, append_args(leader, next_index - 1,
-                                                                     term=term), term)
+        follower, reply = accept_entries(follower, append_args(leader, next_index - 1,
+                                                               term=term), term)
         if reply.success:
             break
         new_next = rules.next_index_after_rejection(leader, reply, next_index)
