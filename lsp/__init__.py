@@ -5,7 +5,9 @@
     client.write(b"hello"); conn_id, payload = server.read()
 
 Modules: `message` (wire format, checksum), `params`, `window`, `connection` and
-`conn_table` (the pure rules: one connection's window, the server's table of connections), `lspnet` (the fault-injecting UDP layer), `client`, `server` (the endpoints).
+`conn_table` (the pure rules: one connection's window, the server's table of connections),
+`lspnet` (the fault-injecting UDP layer), `endpoint` (what the endpoints share: the reader
+thread and the close), `client`, `server` (the endpoints).
 """
 
 from lsp.client import Client, new_client

@@ -1,13 +1,15 @@
-"""The LSP client endpoint.
+"""The LSP client endpoint (its socket, reader thread and close: lsp.endpoint.Endpoint).
 
 Threads (P is the local UDP port):
     lsp-client:P/reader   blocks on the socket; hands decoded messages to the loop.
-    lsp-client:P/loop     owns the connection state (lsp.connection.Connection), the queue of
-                          payloads ready for read(), and the close waiters; selects over
-                          received messages, epoch ticks, requests (write, close) and handing
-                          the next payload to a blocked read(). Stops when the connection is
-                          lost during a close, or when a close finds nothing left unacked.
-Callers' threads only send requests and wait on reply channels (no shared state).
+    lsp-client:P/loop     owns the connection state (lsp.connection.Connection) and the queue
+                          of payloads ready for read(); sends Connect until answered, then
+                          selects over received messages, epoch ticks, close beginning
+                          (`_life.stopping`), write()'s payloads and handing the next payload
+                          to a blocked read(). Stops, closing the socket, once close has begun
+                          and nothing is left unacked or the connection is lost (or when the
+                          Connect is never answered).
+Callers' threads only hand values to the loop over channels (no shared state).
 The channels are unbuffered or of capacity 1, as the course requires; what can grow (payloads
 waiting for read()) lives in a deque owned by the loop. A client has one connection and keeps
 no table: what it holds grows only with payloads written and not yet acknowledged, and payloads
@@ -22,10 +24,10 @@ from collections import deque
 import csp
 from lsp import lspnet
 from lsp.connection import Connection
+from lsp.endpoint import Endpoint
 from lsp.errors import ConnectionLost, LSPError
 from lsp.message import MsgType, encode, new_connect
 from lsp.params import Params
-from lsp.reader import LoopEndpoint, ask_loop, read_datagrams
 
 log = logging.getLogger("lsp")
 
@@ -44,37 +46,24 @@ def new_client(hostport: str, initial_seq_num: int, params: Params | None = None
     client = Client(sock, initial_seq_num, params or Params())
     conn_id, _ = client._connected.recv()
     if conn_id is None:
-        client._join()
+        client.close()
         raise LSPError(f"could not connect to {hostport}: no answer in "
                        f"{client._params.epoch_limit} epochs")
     return client
 
 
-class Client(LoopEndpoint):
+class Client(Endpoint):
     """Made by `new_client`. Thread-safe. `read()` blocks; `write()` never blocks; `close()`
     blocks until everything written is acknowledged or the server is lost."""
 
     def __init__(self, sock: lspnet.UDPConn, initial_seq_num: int, params: Params) -> None:
-        self._sock = sock
-        self._params = params
+        super().__init__(sock, params, "client")
         self._isn = initial_seq_num
         self._id = 0
-        self._name = f"lsp-client:{sock.local_port}"
-        self._inbox = csp.Chan()
-        self._requests = csp.Chan()
-        self._reads = csp.Chan()
-        self._connected = csp.Chan(1)
+        self._connected = csp.Chan(1)    # loop -> new_client: the conn id, or None: no answer
         self._writes = csp.Chan()        # payloads from write(), straight to the loop
         self._lost = csp.Chan()          # closed by the loop when the connection is lost
-        self._done = csp.Chan()          # closed when the loop has stopped
-        self._close_token = csp.Chan(1)
-        self._close_token.send(None)
-        self._joined = csp.Chan()        # closed once every thread is joined
-        self._threads = [
-            csp.go(self._loop, name=f"{self._name}/loop"),
-            csp.go(read_datagrams, sock, self._inbox, self._done, self._name,
-                   name=f"{self._name}/reader"),
-        ]
+        self._start()
 
     def conn_id(self) -> int:
         return self._id
@@ -82,9 +71,7 @@ class Client(LoopEndpoint):
     def read(self) -> bytes:
         """The next payload from the server, in order. Raises ConnectionLost once the
         connection is lost and drained, LSPError after close()."""
-        index, value, ok = csp.select(csp.Recv(self._reads), csp.Recv(self._done))
-        if index == 1:
-            raise LSPError("client closed")
+        value = self._next_read()
         if value is _LOST:
             raise ConnectionLost(self._id)
         return value
@@ -92,20 +79,18 @@ class Client(LoopEndpoint):
     def write(self, payload: bytes) -> None:
         """Queue `payload` for the server; never blocks (beyond handing it to the loop). Raises
         ConnectionLost if the connection is lost, LSPError after close()."""
-        index, _, _ = csp.select(csp.Send(self._writes, bytes(payload)), csp.Recv(self._lost),
-                                 csp.Recv(self._done))
-        if index == 1:
+        handed = csp.Send(self._writes, bytes(payload))
+        lost = csp.Recv(self._lost)
+        case, _, _ = csp.select_case(handed, lost, csp.Recv(self._life.stopped))
+        if case is lost:
             raise ConnectionLost(self._id)
-        if index == 2:
+        if case is not handed:
             raise LSPError("client closed")
 
     def close(self) -> None:
         """Wait until everything written is acknowledged (or the server is lost), then stop.
-        Idempotent; never raises."""
-        self._shut_down()
-
-    def _request(self, kind: str, argument) -> None:
-        ask_loop(self._requests, self._done, kind, argument, "client")
+        Idempotent; never raises; afterwards read() and write() raise LSPError."""
+        self._life.close_once(self._shut_down)
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -122,15 +107,13 @@ class Client(LoopEndpoint):
             ready.extend(delivered)
 
     def _loop(self) -> None:
-        params = self._params
-        ticker = csp.Ticker(params.epoch_seconds)
+        ticker = csp.Ticker(self._params.epoch_seconds)
         try:
             connected = self._connect(ticker)
             if connected is not None:
                 self._serve(*connected, ticker)
         finally:
             ticker.stop()
-            self._done.close()
 
     def _connect(self, ticker: csp.Ticker):
         """Send Connect every epoch until acked: (connection, the messages that came with or
@@ -138,16 +121,21 @@ class Client(LoopEndpoint):
         connect = encode(new_connect(self._isn))
         self._sock.write(connect)
         epochs = 0
+        received = csp.Recv(self._inbox)
+        tick = csp.Recv(ticker.c)
         while True:
-            index, value, _ = csp.select(csp.Recv(self._inbox), csp.Recv(ticker.c))
-            if index == 1:
+            case, batch, ok = csp.select_case(received, tick)
+            if case is tick:
                 epochs += 1
                 if epochs >= self._params.epoch_limit:
                     self._connected.send(None)
                     return None
                 self._sock.write(connect)
                 continue
-            for position, (message, _) in enumerate(value):
+            if not ok:   # the reader has stopped (it never does while the socket is open)
+                received = csp.Recv(None)
+                continue
+            for position, (message, _) in enumerate(batch):
                 if message.conn_id == 0:
                     continue
                 # The Ack of our Connect, or (if that Ack was lost) the server's first message.
@@ -155,19 +143,22 @@ class Client(LoopEndpoint):
                 conn = Connection(self._id, self._isn, self._params)
                 self._connected.send(self._id)
                 log.debug("%s: connected as conn %d", self._name, self._id)
-                rest = value[position:]
+                rest = batch[position:]
                 if message.type == MsgType.ACK and message.seq_num == self._isn:
                     rest = rest[1:]
                 return conn, rest
 
     def _serve(self, conn: Connection, early: list, ticker: csp.Ticker) -> None:
+        """Until close() has begun and nothing written is unacknowledged (or the connection is
+        lost)."""
         ready: deque = deque()
-        closers: list = []
         self._receive(conn, early, ready)
+        received = csp.Recv(self._inbox)
+        tick = csp.Recv(ticker.c)
+        stop = csp.Recv(self._life.stopping)
+        closing = False
         while True:
-            if closers and (conn.lost or conn.send.idle):
-                for reply in closers:
-                    reply.send(None)
+            if closing and (conn.lost or conn.send.idle):
                 return
             if ready:
                 give = csp.Send(self._reads, ready[0])
@@ -175,22 +166,24 @@ class Client(LoopEndpoint):
                 give = csp.Send(self._reads, _LOST)
             else:
                 give = csp.Send(None, None)
-            writes = None if conn.lost else self._writes
-            index, value, _ = csp.select(csp.Recv(self._inbox), csp.Recv(ticker.c),
-                                         csp.Recv(self._requests), give, csp.Recv(writes))
-            if index == 0:
-                self._receive(conn, value, ready)
-            elif index == 1:
+            written = csp.Recv(None if conn.lost else self._writes)
+            case, value, ok = csp.select_case(received, tick, stop, give, written)
+            if case is received:
+                if ok:
+                    self._receive(conn, value, ready)
+                else:   # the reader has stopped (it never does while the socket is open)
+                    received = csp.Recv(None)
+            elif case is tick:
                 if not conn.lost:
                     self._send(conn.epoch())
                     if conn.lost:
                         log.debug("%s: connection lost", self._name)
                         self._lost.close()
-            elif index == 2:
-                _, _, reply = value  # the only request left is close
-                closers.append(reply)
-            elif index == 3:
+            elif case is stop:
+                closing = True
+                stop = csp.Recv(None)   # a closed channel stays ready: hear it once
+            elif case is give:
                 if ready:
                     ready.popleft()
-            else:
+            elif case is written:
                 self._send(conn.write(value))

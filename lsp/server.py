@@ -1,14 +1,16 @@
 """The LSP server endpoint: a loop that feeds every event to its connection table
-(lsp.conn_table.ConnTable, which holds the rules) and performs what the table returns.
+(lsp.conn_table.ConnTable, which holds the rules) and performs what the table returns (its
+socket, reader thread and close: lsp.endpoint.Endpoint).
 
 Threads (P is the UDP port):
     lsp-server:P/reader   blocks on the socket; hands decoded messages with their sender's
                           address to the loop.
     lsp-server:P/loop     owns the ConnTable (every connection, the address map, the queue of
-                          read events) and the close waiters; selects over received messages,
-                          epoch ticks, requests (write, close_conn, close) and handing the next
-                          read event to read(); transmits what the table returns. Stops when
-                          close() finds nothing unacknowledged in the table.
+                          read events); selects over received messages, epoch ticks, requests
+                          (write, close_conn), close beginning (`_life.stopping`) and handing
+                          the next read event to read(); transmits what the table returns.
+                          Stops, closing the socket, once close has begun and nothing in the
+                          table is unacknowledged.
 Callers' threads only send requests and wait on reply channels.
 
 Choices where the course is silent (the table's docstring has the details): a duplicate Connect
@@ -27,10 +29,11 @@ from __future__ import annotations
 import csp
 from lsp import lspnet
 from lsp.conn_table import ConnTable, Lost
+from lsp.endpoint import Endpoint
 from lsp.errors import ConnectionLost, LSPError
 from lsp.message import encode
 from lsp.params import Params
-from lsp.reader import LoopEndpoint, ask_loop, read_datagrams
+
 
 def new_server(port: int, params: Params | None = None, host: str = "127.0.0.1") -> "Server":
     """Start an LSP server on `port` (0: a free one, then in `.port`); does not block.
@@ -38,34 +41,20 @@ def new_server(port: int, params: Params | None = None, host: str = "127.0.0.1")
     return Server(lspnet.listen_udp(port, host), params or Params())
 
 
-class Server(LoopEndpoint):
+class Server(Endpoint):
     """Made by `new_server`. Thread-safe. `read()` blocks; `write`/`close_conn` never block;
     `close()` blocks until every connection's data is acknowledged or the client is lost."""
 
     def __init__(self, sock: lspnet.UDPConn, params: Params) -> None:
-        self._sock = sock
-        self._params = params
+        super().__init__(sock, params, "server")
         self.port = sock.local_port
-        self._name = f"lsp-server:{self.port}"
-        self._inbox = csp.Chan()
-        self._requests = csp.Chan()
-        self._reads = csp.Chan()
-        self._done = csp.Chan()
-        self._close_token = csp.Chan(1)
-        self._close_token.send(None)
-        self._joined = csp.Chan()
-        self._threads = [
-            csp.go(self._loop, name=f"{self._name}/loop"),
-            csp.go(read_datagrams, sock, self._inbox, self._done, self._name,
-                   name=f"{self._name}/reader"),
-        ]
+        self._requests = csp.Chan()   # callers -> loop: (kind, argument, reply Chan(1))
+        self._start()
 
     def read(self) -> tuple[int, bytes]:
         """The next (conn_id, payload) from any client. Raises ConnectionLost for a lost
         connection (once, after its data), LSPError after close()."""
-        index, value, _ = csp.select(csp.Recv(self._reads), csp.Recv(self._done))
-        if index == 1:
-            raise LSPError("server closed")
+        value = self._next_read()
         if type(value) is Lost:
             raise ConnectionLost(value.conn_id)
         return value
@@ -73,20 +62,29 @@ class Server(LoopEndpoint):
     def write(self, conn_id: int, payload: bytes) -> None:
         """Queue `payload` for client `conn_id`; never blocks. Raises ConnectionLost for an
         unknown, lost or closed connection, LSPError after close()."""
-        self._request("write", (conn_id, bytes(payload)))
+        self._ask("write", (conn_id, bytes(payload)))
 
     def close_conn(self, conn_id: int) -> None:
         """Finish sending what was written to `conn_id`, then drop it; does not block.
         Raises ConnectionLost for an unknown, lost or already closed connection."""
-        self._request("close_conn", conn_id)
+        self._ask("close_conn", conn_id)
 
     def close(self) -> None:
         """Wait until every connection's data is acknowledged or its client lost, then stop.
-        Idempotent; never raises."""
-        self._shut_down()
+        Idempotent; never raises; afterwards read() and write() raise LSPError."""
+        self._life.close_once(self._shut_down)
 
-    def _request(self, kind: str, argument) -> None:
-        ask_loop(self._requests, self._done, kind, argument, "server")
+    def _ask(self, kind: str, argument) -> None:
+        """A request to the loop carrying its own reply channel: waits for the loop's answer
+        and raises the error it returns; raises LSPError once the server has stopped."""
+        reply = csp.Chan(1)
+        asked = csp.Send(self._requests, (kind, argument, reply))
+        case, _, _ = csp.select_case(asked, csp.Recv(self._life.stopped))
+        if case is not asked:
+            raise LSPError("server closed")
+        error, _ = reply.recv()
+        if error is not None:
+            raise error
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -96,31 +94,31 @@ class Server(LoopEndpoint):
             self._serve(ticker)
         finally:
             ticker.stop()
-            self._done.close()
 
     def _serve(self, ticker: csp.Ticker) -> None:
+        """Until close() has begun and nothing in the table is unacknowledged."""
         table = ConnTable(self._params, self._name)
-        closers: list = []
+        received = csp.Recv(self._inbox)
+        tick = csp.Recv(ticker.c)
+        asked = csp.Recv(self._requests)
+        stop = csp.Recv(self._life.stopping)
+        closing = False
         while True:
-            if closers and table.settled:
-                for reply in closers:
-                    reply.send(None)
+            if closing and table.settled:
                 return
             next_read = table.next_read
             give = csp.Send(self._reads if next_read is not None else None, next_read)
-            index, value, _ = csp.select(csp.Recv(self._inbox), csp.Recv(ticker.c),
-                                         csp.Recv(self._requests), give)
-            if index == 0:
+            case, value, ok = csp.select_case(received, tick, asked, stop, give)
+            if case is received:
+                if not ok:   # the reader has stopped (it never does while the socket is open)
+                    received = csp.Recv(None)
+                    continue
                 for message, addr in value:
                     self._transmit(table.receive(message, addr))
-            elif index == 1:
+            elif case is tick:
                 self._transmit(table.epoch())
-            elif index == 2:
+            elif case is asked:
                 kind, argument, reply = value
-                if kind == "close":
-                    table.stop_accepting()   # a closing server takes no new connections
-                    closers.append(reply)
-                    continue
                 try:
                     if kind == "write":
                         self._transmit(table.write(*argument))
@@ -130,7 +128,11 @@ class Server(LoopEndpoint):
                     reply.send(lost)
                 else:
                     reply.send(None)
-            else:
+            elif case is stop:
+                table.stop_accepting()   # a closing server takes no new connections
+                closing = True
+                stop = csp.Recv(None)    # a closed channel stays ready: hear it once
+            elif case is give:
                 table.read_taken()
 
     def _transmit(self, outgoing: list) -> None:
