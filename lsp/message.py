@@ -140,6 +140,20 @@ def encode(message: Message) -> bytes:
             f'"Checksum":{message.checksum},"Payload":{payload_json}}}').encode()
 
 
+def load_json_object(raw: bytes, error: type[Exception]) -> dict:
+    """The opening of a decode in the manner of Go's `json.Unmarshal` into a struct: the JSON
+    object `raw` holds, keys as written; raises `error` ("not JSON: ..." or "not a JSON
+    object") for anything else. The caller then reads each field, a missing one as zero.
+    (The miner's messages, carried as LSP payloads, are decoded the same way.)"""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise error("not a JSON object")
+    return obj
+
+
 _FIELDS = ("Type", "ConnID", "SeqNum", "Size", "Checksum")
 
 
@@ -149,12 +163,7 @@ def decode(datagram: bytes) -> Message:
     As Go's decoder does, a missing field is zero and an unknown key is ignored; a value of the
     wrong kind, an unknown type, a checksum outside 16 bits or bad base64 is an error.
     """
-    try:
-        obj = json.loads(datagram)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MessageError(f"not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise MessageError("not a JSON object")
+    obj = load_json_object(datagram, MessageError)
     values = []
     for key in _FIELDS:
         value = obj.get(key, 0)

@@ -14,6 +14,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from lsp.message import load_json_object
+
 MAX_UINT64 = (1 << 64) - 1
 
 
@@ -100,12 +102,7 @@ _GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
 def decode(payload: bytes) -> Message:
     """Raises BadMessage for anything but a well-typed message (unknown keys are ignored and
     missing ones are zero, as Go's json.Unmarshal does)."""
-    try:
-        fields = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadMessage(f"not JSON: {exc}") from None
-    if not isinstance(fields, dict):
-        raise BadMessage("not a JSON object")
+    fields = load_json_object(payload, BadMessage)
     values = {}
     for key, kind in (("Type", int), ("Data", str), ("Lower", int), ("Upper", int),
                       ("Hash", int), ("Nonce", int)):
