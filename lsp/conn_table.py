@@ -119,10 +119,6 @@ class ConnTable:
         return self._reads[0] if self._reads else None
 
     @property
-    def reads_waiting(self) -> int:
-        return len(self._reads)
-
-    @property
     def settled(self) -> bool:
         """Nothing written to any connection in the table waits to be sent or acknowledged."""
         return all(entry.conn.send.idle for entry in self._entries.values())
