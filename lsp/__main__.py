@@ -11,16 +11,14 @@ Threads:
 
 from __future__ import annotations
 
-import logging
 import os
 import random
-import signal
 import sys
 
 import typer
 
 import csp
-from csp.cli import run
+from csp.cli import log_events, run, stop_on_sigterm
 import lsp
 from lsp import lspnet
 
@@ -38,14 +36,8 @@ VERBOSE = typer.Option(False, "--verbose", "-v", help="Log one line per event.")
 
 
 def _setup(verbose: bool) -> None:
-    if verbose:
-        logging.basicConfig(level=logging.DEBUG,
-                            format="%(asctime)s %(threadName)s %(message)s")
-    signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+    log_events(verbose)
+    stop_on_sigterm()
 
 
 @app.command()
@@ -163,24 +155,25 @@ def _echo_session(cli: lsp.Client, epoch_millis: int) -> int:
     echo_reader = csp.go(_read_echoes, cli, echoes, quit, name="lsp-client/printer")
     tally = EchoTally()
     status = 0
+    echoed = csp.Recv(echoes)
     try:
         while not tally.complete:
-            index, value, ok = csp.select(csp.Recv(None if tally.input_ended else lines),
-                                          csp.Recv(echoes))
-            if index == 0 and not ok:
+            typed = csp.Recv(None if tally.input_ended else lines)
+            case, value, ok = csp.select_case(typed, echoed)
+            if case is typed and not ok:
                 tally.end_of_input()
-            elif index == 0:
+            elif case is typed:
                 tally.line_sent()
                 try:
                     cli.write(value)
                 except lsp.LSPError:
                     # Lost: the echo reader reports it once the echoes already here are read.
                     tally.end_of_input()
-            elif isinstance(value, lsp.LSPError):
+            elif case is echoed and isinstance(value, lsp.LSPError):
                 typer.echo(tally.shortfall(_describe(value)), err=True)
                 status = 1
                 break
-            else:
+            elif case is echoed:
                 tally.echo_received()
                 typer.echo(value.decode("utf-8", "replace"))
     except KeyboardInterrupt:
@@ -217,8 +210,9 @@ def _read_lines(fd: int, lines: csp.Chan, quit: csp.Chan) -> None:
             text = raw.rstrip(b"\r")
             if not text:
                 continue
-            index, _, _ = csp.select(csp.Send(lines, text), csp.Recv(quit))
-            if index == 1:
+            handed = csp.Send(lines, text)
+            case, _, _ = csp.select_case(handed, csp.Recv(quit))
+            if case is not handed:
                 return
         if not chunk:
             lines.close()
@@ -233,8 +227,9 @@ def _read_echoes(cli: lsp.Client, echoes: csp.Chan, quit: csp.Chan) -> None:
             value = cli.read()
         except lsp.LSPError as exc:
             value = exc
-        index, _, _ = csp.select(csp.Send(echoes, value), csp.Recv(quit))
-        if index == 1 or isinstance(value, lsp.LSPError):
+        handed = csp.Send(echoes, value)
+        case, _, _ = csp.select_case(handed, csp.Recv(quit))
+        if case is not handed or isinstance(value, lsp.LSPError):
             return
 
 

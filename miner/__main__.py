@@ -1,15 +1,18 @@
 """Command line of P1 part B: `python -m miner server|miner|client ...`, the course's three
-programs with their positional arguments and outputs, plus the LSP flags of `python -m lsp`."""
+programs with their positional arguments and outputs, plus the LSP flags of `python -m lsp`.
+
+Threads: the main thread runs the command (the server's main thread only waits for Ctrl-C or
+SIGTERM), plus the threads of the MinerServer or LSP client it makes.
+"""
 
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 
 import typer
 
-from csp.cli import run
+from csp.cli import log_events, run, serve_until_interrupted, stop_on_sigterm
 import lsp
 from lsp import lspnet
 from lsp.__main__ import ELIM, EMS, MAXBACKOFF, MAXUNACKED, RDROP, VERBOSE, WDROP, WSIZE
@@ -22,10 +25,8 @@ app = typer.Typer(add_completion=False,
 
 def _setup(verbose: bool, rdrop: int, wdrop: int, elim: int, ems: int, wsize: int,
            maxunacked: int, maxbackoff: int, server_side: bool) -> lsp.Params:
-    if verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(threadName)s %(message)s")
-    signal.signal(signal.SIGTERM, _interrupt)
+    log_events(verbose, logging.INFO)
+    stop_on_sigterm()
     if server_side:
         lspnet.set_server_read_drop_percent(rdrop)
         lspnet.set_server_write_drop_percent(wdrop)
@@ -33,10 +34,6 @@ def _setup(verbose: bool, rdrop: int, wdrop: int, elim: int, ems: int, wsize: in
         lspnet.set_client_read_drop_percent(rdrop)
         lspnet.set_client_write_drop_percent(wdrop)
     return lsp.Params(elim, ems, wsize, maxbackoff, maxunacked)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 @app.command()
@@ -56,9 +53,7 @@ def server(
     typer.echo(f"Server listening on port {srv.port}")
     sys.stdout.flush()
     try:
-        srv.wait()
-    except KeyboardInterrupt:
-        pass
+        serve_until_interrupted()
     finally:
         srv.close()
 

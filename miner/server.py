@@ -4,7 +4,9 @@ each connection, and the `Scheduler`) and performs the actions they return.
 Threads:
     miner-server/loop   owns the ServerRules (and through them the Scheduler); blocks on
                         `lsp.Server.read()` (LSP writes never block, so the loop needs no
-                        other channel). Stops when the LSP server is closed.
+                        other channel, not even `_life.stopping`: close() closes the LSP
+                        server, whose read() then raises). Stops when the LSP server is
+                        closed.
     (the LSP server's own reader and loop threads; see lsp.server)
 
 A connection's first message decides its role: Join makes it a miner, Request a client.
@@ -67,9 +69,6 @@ class ServerRules:
     def clients_waiting(self) -> int:
         """Clients with at least one request not answered."""
         return len(self._unanswered)
-
-    def role(self, conn_id: int) -> str | None:
-        return self._roles.get(conn_id)
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -143,25 +142,23 @@ class ServerRules:
 
 
 class MinerServer:
-    """Serves miners and clients on `port` (0: any; see `.port`). `close()` is idempotent,
-    stops the loop and joins it."""
+    """Serves miners and clients on `port` (0: any; see `.port`). Thread-safe."""
 
     def __init__(self, port: int, params: lsp.Params | None = None,
                  scheduler: Scheduler | None = None, host: str = "127.0.0.1") -> None:
         self._lsp = lsp.new_server(port, params, host=host)
         self.port = self._lsp.port
         self._rules = ServerRules(scheduler)
-        self._closed = False
+        self._life = csp.Lifecycle()
         self._thread = csp.go(self._loop, name="miner-server/loop")
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._lsp.close()
-        self._thread.join()
+        """Close the LSP server (which first delivers what was written to miners and clients),
+        which stops the loop; returns once the loop has ended. Idempotent; never raises."""
+        self._life.close_once(self._shut_down)
 
-    def wait(self) -> None:
-        """Blocks until the loop stops (after close(), or the LSP server failing)."""
+    def _shut_down(self) -> None:
+        self._lsp.close()   # read() raises LSPError from now on: the loop returns
         self._thread.join()
 
     def _loop(self) -> None:
