@@ -13,10 +13,10 @@ Threads (N is the port, C a client number):
                              thread that writes to or closes that socket. When the client has
                              gone, it still sends what was queued (a client that half-closes
                              gets its replies), then tells the loop and closes the socket.
-close() asks the loop to stop: it closes the listener, shuts every client socket still in use
-down (which wakes their readers and writers) and closes their queues; close() then joins every
-thread.
-Only channels and select synchronise these threads (no locks: the course's rule).
+close() (through csp.Lifecycle) closes `stopping`, which tells the loop to stop: it shuts
+every client socket still in use down (which wakes their readers and writers) and closes their
+queues; close() closes the listener (csp.tcp), joins every thread, then the lifecycle is
+stopped. Only channels and select synchronise these threads (no locks: the course's rule).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import logging
 import socket
 
 import csp
+from csp import tcp
 from kv.protocol import GET, PUT, DELETE, BadRequest, LineSplitter, parse_request
 from kv.store import KVStore
 
@@ -44,7 +45,7 @@ class _Client:
     def __init__(self, number: int, sock: socket.socket) -> None:
         self.number = number
         self.sock = sock
-        self.outgoing = csp.Chan(OUTGOING_QUEUE_MESSAGES)  # bytes or (key, value) pairs
+        self.outgoing = csp.Chan(OUTGOING_QUEUE_MESSAGES)  # bytes, or a tuple of pieces
         self.reader_done = csp.Chan()                     # closed when the reader exits
         self.threads: list = []
         self.writer_done = False  # the writer said it is done with the socket
@@ -69,12 +70,11 @@ class KeyValueServer:
         self._departures = csp.Chan()    # client whose peer is gone, from its reader
         self._writers_done = csp.Chan()  # client whose writer no longer uses the socket
         self._queries = csp.Chan()       # reply Chan for (active, dropped)
-        self._close_token = csp.Chan(1)  # whoever takes it runs the close
-        self._close_token.send(None)
-        self._stop = csp.Chan()          # closed by close(): tells the loop to stop
-        self._stopped = csp.Chan()       # closed by the loop when it has stopped
+        self._life = csp.Lifecycle()     # stopping tells the loop to stop
+        self._loop_done = csp.Chan()     # closed by the loop when it has stopped
         self._final_counts = (0, 0)
-        self._threads: list = []
+        self._loop_thread = None
+        self._accept_thread = None
         self._client_threads: list = []  # loop-owned: threads of clients, pruned as they end
 
     # ---- public API ------------------------------------------------------------------------
@@ -84,16 +84,15 @@ class KeyValueServer:
 
         Raises OSError when it cannot listen, RuntimeError if started twice or after close.
         """
-        if self._listener is not None or self._stop.closed:
+        if self._listener is not None or self._life.is_stopping:
             raise RuntimeError("KeyValueServer.start: already started or closed")
         listener = socket.create_server((host, port), reuse_port=False, backlog=128)
         self._listener = listener
         self.port = listener.getsockname()[1]
         name = f"kv-server:{self.port}"
-        self._threads = [
-            csp.go(self._loop, name=f"{name}/loop"),
-            csp.go(self._accept, listener, name=f"{name}/accept"),
-        ]
+        self._loop_thread = csp.go(self._loop, name=f"{name}/loop")
+        self._accept_thread = csp.go(tcp.accept_loop, listener, self._connections,
+                                     self._loop_done, name=f"{name}/accept")
 
     def count_active(self) -> int:
         """Clients connected now."""
@@ -106,28 +105,22 @@ class KeyValueServer:
 
     def close(self) -> None:
         """Close every connection and stop; returns when every server thread is gone."""
-        index, _, _ = csp.select(csp.Recv(self._close_token), default=True)
-        if index != 0:
-            self._stopped.recv()  # another caller is closing: wait for it
-            return
-        self._stop.close()
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
         if self._listener is None:  # never started
-            self._stopped.close()
+            self._loop_done.close()
             return
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread
-        except OSError:
-            pass
-        for thread in self._threads:
-            thread.join()
-        self._listener.close()
+        tcp.close_listener(self._listener, self._accept_thread)
+        self._loop_thread.join()  # the loop saw `stopping` and joins its client threads
 
     # ---- the loop ---------------------------------------------------------------------------
 
     def _counts(self) -> tuple[int, int]:
         reply = csp.Chan(1)
-        index, _, _ = csp.select(csp.Send(self._queries, reply), csp.Recv(self._stopped))
-        if index == 1:
+        ask = csp.Send(self._queries, reply)
+        case, _, _ = csp.select_case(ask, csp.Recv(self._loop_done))
+        if case is not ask:
             return self._final_counts
         return reply.recv()[0]
 
@@ -136,20 +129,24 @@ class KeyValueServer:
         leaving: dict[int, _Client] = {}   # departed; the writer still flushes their replies
         dropped = 0   # clients that disconnected (the course's word; see count_dropped)
         numbers = itertools.count(1)
-        cases = [csp.Recv(self._batches), csp.Recv(self._connections),
-                 csp.Recv(self._departures), csp.Recv(self._writers_done),
-                 csp.Recv(self._queries), csp.Recv(self._stop)]
+        batch = csp.Recv(self._batches)
+        connection = csp.Recv(self._connections)
+        departure = csp.Recv(self._departures)
+        writer_done = csp.Recv(self._writers_done)
+        query = csp.Recv(self._queries)
+        stopping = csp.Recv(self._life.stopping)
+        cases = (batch, connection, departure, writer_done, query, stopping)
         while True:
-            index, value, _ = csp.select(*cases)
-            if index == 0:
+            case, value, _ = csp.select_case(*cases)
+            if case is batch:
                 client, requests = value
                 if client.number in clients:
                     self._serve(client, requests)
-            elif index == 1:
+            elif case is connection:
                 client = _Client(next(numbers), value)
                 clients[client.number] = client
                 self._start_client(client)
-            elif index == 2:
+            elif case is departure:
                 client = value
                 del clients[client.number]
                 dropped += 1
@@ -158,29 +155,25 @@ class KeyValueServer:
                     leaving[client.number] = client
                 log.debug("client %d disconnected; %d active, %d disconnected so far",
                           client.number, len(clients), dropped)
-            elif index == 3:
+            elif case is writer_done:
                 value.writer_done = True
                 leaving.pop(value.number, None)
-            elif index == 4:
+            elif case is query:
                 value.send((len(clients), dropped))
-            else:
+            else:  # stopping
                 break
         self._final_counts = (len(clients), dropped)
         for client in list(clients.values()) + list(leaving.values()):
             if not client.writer_done:
-                try:
-                    client.sock.shutdown(socket.SHUT_RDWR)  # wakes its reader and writer
-                except OSError:
-                    pass
+                tcp.shutdown(client.sock)  # wakes its reader and writer
             if not client.outgoing.closed:
                 client.outgoing.close()
-        self._stopped.close()
+        self._loop_done.close()
         # Threads of departed clients are joined here too, so close() leaves none behind.
         for thread in self._client_threads:
             thread.join()
 
     def _start_client(self, client: _Client) -> None:
-        client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         name = f"kv-server:{self.port}/client-{client.number}"
         client.threads = [
             csp.go(self._read, client, name=f"{name}/reader"),
@@ -203,24 +196,13 @@ class KeyValueServer:
             elif op is GET:
                 key_bytes = key.encode()
                 for stored in store.get(key):
-                    _offer(outgoing, (key_bytes, stored))
+                    _offer(outgoing, (key_bytes, b":", stored, b"\n"))
             elif op is DELETE:
                 store.delete(key)
             else:
                 store.update(key, value, new)
 
     # ---- per-connection threads -------------------------------------------------------------
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                return  # the listener was shut down by close()
-            index, _, _ = csp.select(csp.Send(self._connections, sock), csp.Recv(self._stopped))
-            if index == 1:
-                sock.close()
-                return
 
     def _read(self, client: _Client) -> None:
         splitter = LineSplitter()
@@ -232,54 +214,29 @@ class KeyValueServer:
                 except OSError:
                     chunk = b""  # reset by the peer, or shut down by the loop
                 if not chunk:
-                    csp.select(csp.Send(self._departures, client), csp.Recv(self._stopped))
+                    csp.select(csp.Send(self._departures, client), csp.Recv(self._loop_done))
                     return
                 lines = splitter.feed(chunk)
                 if not lines:
                     continue
                 requests = [line if type(line) is BadRequest else parse_request(line)
                             for line in lines]
-                index, _, _ = csp.select(csp.Send(self._batches, (client, requests)),
-                                         csp.Recv(self._stopped))
-                if index == 1:
+                hand_over = csp.Send(self._batches, (client, requests))
+                case, _, _ = csp.select_case(hand_over, csp.Recv(self._loop_done))
+                if case is not hand_over:
                     return
         finally:
             client.reader_done.close()
 
     def _write(self, client: _Client) -> None:
-        outgoing = client.outgoing
-        sock = client.sock
         try:
-            while True:
-                message, ok = outgoing.recv()
-                if not ok:
-                    return
-                pieces = []
-                size = 0
-                # Batch what is already queued into one sendall. This thread is the queue's
-                # only receiver, so the values counted by len() are there to take.
-                more = len(outgoing)
-                while True:
-                    if type(message) is tuple:
-                        key, value = message
-                        pieces += (key, b":", value, b"\n")
-                        size += len(key) + len(value) + 2
-                    else:
-                        pieces.append(message)
-                        size += len(message)
-                    if size >= WRITE_BATCH_BYTES or more == 0:
-                        break
-                    more -= 1
-                    message, ok = outgoing.recv()
-                try:
-                    sock.sendall(b"".join(pieces))
-                except OSError:
-                    return  # the peer is gone; its reader reports the departure
+            # False when the peer is gone: its reader reports the departure.
+            tcp.write_batches(client.sock, client.outgoing, WRITE_BATCH_BYTES)
         finally:
             client.reader_done.recv()  # the reader no longer uses the socket
             # Once the loop has this (or has stopped), it never touches the socket again.
-            csp.select(csp.Send(self._writers_done, client), csp.Recv(self._stopped))
-            sock.close()
+            csp.select(csp.Send(self._writers_done, client), csp.Recv(self._loop_done))
+            client.sock.close()
 
 
 def _offer(chan: csp.Chan, message) -> None:

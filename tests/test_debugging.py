@@ -4,7 +4,7 @@
   `(Pdb)` prompt it makes pdb trace the threads started from then on (the line the doc gives),
   sets a breakpoint on the first line after the `select` of `KeyValueServer._loop` (found
   with inspect, so it follows the code when lines move), continues, and connects to the
-  server: the loop thread stops there, `p` shows the event (a new connection: select case 1,
+  server: the loop thread stops there, `p` shows the event (a new connection: `case is connection`,
   no client yet) and the thread's name; the breakpoint is cleared, the process continues and
   answers a Put and a Get on that connection, and SIGTERM ends it with its closing line.
 - test_pdb_stops_in_query_actor_on_message: `python -m pdb -m cmud server`; a conditional
@@ -48,11 +48,12 @@ TRACE_THREADS = "!import sys, threading; threading.settrace(sys.gettrace())"
 
 
 def line_after_select(function) -> tuple[str, int]:
-    """(file, line) of the first code line after the loop's `... = csp.select(` statement in
-    `function`: where the loop has just taken an event."""
+    """(file, line) of the first code line after the loop's `case, value, _ =
+    csp.select_case(*cases)` statement in `function`: where the loop has just taken an
+    event."""
     lines, start = inspect.getsourcelines(function)
     for offset, text in enumerate(lines):
-        if re.match(r"\s*index, value, _ = csp\.select\(", text):
+        if re.match(r"\s*case, value, _ = csp\.select_case\(\*cases\)", text):
             depth = 0
             for later in range(offset, len(lines)):
                 depth += lines[later].count("(") - lines[later].count(")")
@@ -62,7 +63,8 @@ def line_after_select(function) -> tuple[str, int]:
             while not lines[following].strip() or lines[following].strip().startswith("#"):
                 following += 1
             return inspect.getsourcefile(function), start + following
-    raise AssertionError(f"no `index, value, _ = csp.select(` in {function.__qualname__}")
+    raise AssertionError(f"no `case, value, _ = csp.select_case(*cases)` in "
+                         f"{function.__qualname__}")
 
 
 def first_body_line(function) -> tuple[str, int]:
@@ -166,8 +168,9 @@ def test_pdb_stops_in_kv_server_loop(debuggee):
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_SECONDS) as conn:
         pdb.expect(re.escape(f"{path}({line})_loop()"))
         pdb.expect(re.escape(PROMPT))
-        # Case 1 of the select is a new connection; the loop has not added it yet.
-        assert pdb.command("p index, len(clients), dropped").strip() == "(1, 0, 0)"
+        # The case that ran is a new connection; the loop has not added it yet.
+        answer = pdb.command("p case is connection, len(clients), dropped").strip()
+        assert answer == "(True, 0, 0)", answer
         thread = pdb.command("p __import__('threading').current_thread().name").strip()
         assert thread == f"'kv-server:{port}/loop'"
         assert "Deleted breakpoint 1" in pdb.command("clear 1")
