@@ -55,7 +55,7 @@ import threading
 import csp
 from csp import tcp
 from rpc.errors import EncodeError, FrameError
-from rpc.wire import (WRITE_BATCH_BYTES, decode_request, error_frame, iter_frames, reply_frame)
+from rpc.wire import WRITE_BATCH_BYTES, decode_request, error_frame, iter_frames, reply_frame
 
 MAX_IDLE_WORKERS = 32
 

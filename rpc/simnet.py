@@ -197,11 +197,12 @@ class Network:
         outcome = csp.Chan(1)
         csp.go(_run_handler, handler, codec.loads(payload), outcome,
                name=f"simnet-handler:{server_name}")
+        handler_done = csp.Recv(outcome)
         while True:
-            index, value, _ = csp.select(csp.Recv(outcome), csp.Recv(csp.after(CHECK_SECONDS)))
+            case, value, _ = csp.select_case(handler_done, csp.Recv(csp.after(CHECK_SECONDS)))
             if self._done.is_set() or not self._alive(end_name, server_name, server):
                 return None
-            if index == 0:
+            if case is handler_done:
                 break
         ok, reply_payload = value
         if not ok:
