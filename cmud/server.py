@@ -36,13 +36,40 @@ class ServerClosed(rpc.RPCError):
     """A query reached a server that is closing."""
 
 
-class QueryReceiver:
-    """The RPC face of one query actor: forwards every query to it and waits for the answer."""
+class _QueryActorFace:
+    """What an rpc service of one query actor shares: each query goes to the actor with a
+    fresh channel ref, and the handler waits for the answer (never answering from any state
+    of its own)."""
 
     def __init__(self, system: ActorSystem, actor: ActorRef, stopping: csp.Chan) -> None:
         self._system = system
         self._actor = actor
         self._stopping = stopping
+
+    def _ask(self, args, expected: type):
+        """Blocks until the actor answers. TypeError for arguments of the wrong type,
+        ServerClosed once the server's `stopping` is closed, rpc.CallTimeout after
+        ANSWER_TIMEOUT_SECONDS."""
+        if type(args) is not expected:
+            raise TypeError(f"expected {expected.__name__}, got {type(args).__name__}")
+        for name in ("key", "value", "prefix"):
+            if hasattr(args, name) and type(getattr(args, name)) is not str:
+                raise TypeError(f"{name} must be a str")
+        ref, answer = self._system.new_channel_ref()
+        self._system.tell(self._actor, Query(args, ref))
+        answered = csp.Recv(answer)
+        closing = csp.Recv(self._stopping)
+        case, reply, _ = csp.select_case(answered, closing,
+                                         csp.Recv(csp.after(ANSWER_TIMEOUT_SECONDS)))
+        if case is closing:
+            raise ServerClosed("the server is closing")
+        if case is not answered:
+            raise rpc.CallTimeout(f"query actor {self._actor.uid()} did not answer")
+        return reply
+
+
+class QueryReceiver(_QueryActorFace):
+    """The RPC face of one query actor ("QueryReceiver"): Get, Put and List."""
 
     def get(self, args: GetArgs):
         return self._ask(args, GetArgs)
@@ -53,43 +80,12 @@ class QueryReceiver:
     def list(self, args: ListArgs):
         return self._ask(args, ListArgs)
 
-    def _ask(self, args, expected: type):
-        if type(args) is not expected:
-            raise TypeError(f"expected {expected.__name__}, got {type(args).__name__}")
-        for name in ("key", "value", "prefix"):
-            if hasattr(args, name) and type(getattr(args, name)) is not str:
-                raise TypeError(f"{name} must be a str")
-        return ask(self._system, self._actor, args, self._stopping)
 
-
-class StatusReceiver:
+class StatusReceiver(_QueryActorFace):
     """`QueryStatus.get` answers the query actor's StatusReply (python -m cmud status)."""
 
-    def __init__(self, system: ActorSystem, actor: ActorRef, stopping: csp.Chan) -> None:
-        self._system = system
-        self._actor = actor
-        self._stopping = stopping
-
     def get(self, args: StatusArgs):
-        if type(args) is not StatusArgs:
-            raise TypeError(f"expected StatusArgs, got {type(args).__name__}")
-        return ask(self._system, self._actor, args, self._stopping)
-
-
-def ask(system: ActorSystem, actor: ActorRef, args, stopping: csp.Chan):
-    """Tell `actor` the query with a fresh channel ref; block until it answers. Raises
-    ServerClosed once `stopping` is closed, rpc.CallTimeout after ANSWER_TIMEOUT_SECONDS."""
-    ref, answer = system.new_channel_ref()
-    system.tell(actor, Query(args, ref))
-    answered = csp.Recv(answer)
-    closing = csp.Recv(stopping)
-    case, reply, _ = csp.select_case(answered, closing,
-                                     csp.Recv(csp.after(ANSWER_TIMEOUT_SECONDS)))
-    if case is closing:
-        raise ServerClosed("the server is closing")
-    if case is not answered:
-        raise rpc.CallTimeout(f"query actor {actor.uid()} did not answer")
-    return reply
+        return self._ask(args, StatusArgs)
 
 
 class Server:
