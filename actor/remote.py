@@ -35,7 +35,7 @@ import rpc
 from actor.faults import Faults, RemoteTellsBlocked
 from actor.mailbox import Mailbox
 from actor.stats import CountersByThread
-from actor.wire import ActorRef, RemoteTell, RemoteTellBatch
+from actor.wire import RemoteTellBatch
 
 MAX_BATCH_BYTES = 1 << 20   # message text per remote call (a bigger message goes alone)
 DIAL_TIMEOUT_SECONDS = 2.0
@@ -184,15 +184,6 @@ class RemoteTellService:
         self._deliver = deliver
         self._report = report
         self._counters = counters
-
-    def tell(self, message: RemoteTell) -> bool:
-        if type(message) is not RemoteTell or type(message.ref) is not ActorRef \
-                or type(message.ref.counter) is not int or type(message.payload) is not bytes:
-            self._report(ValueError(f"malformed remote tell: {message!r:.100}"))
-            return False
-        self._counters.mine().remote_bytes += len(message.payload)
-        self._deliver(message.ref.counter, message.payload)
-        return True
 
     def tell_batch(self, batch: RemoteTellBatch) -> bool:
         if type(batch) is not RemoteTellBatch or type(batch.counters) is not list \

@@ -49,7 +49,7 @@ from actor.wire import ActorRef
 from actor.faults import (RemoteTellsBlocked, block_remote_tells,  # noqa: F401
                           set_artificial_latency_ms, unblock_remote_tells)
 from actor.remote import LinkReport  # noqa: F401
-from actor.wire import RemoteTell, RemoteTellBatch  # noqa: F401
+from actor.wire import RemoteTellBatch  # noqa: F401
 
 log = logging.getLogger("actor")
 

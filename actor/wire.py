@@ -4,7 +4,6 @@ service (rpc's codec carries them; `@rpc.register` tags each with its module and
     ActorRef(address, counter)           names an actor or a channel ref of the system at
                                          `address` ("host:port"); frozen, so usable as a key
     RemoteTellBatch(counters, texts)     what a sender writes: "RemoteTell.tell_batch"
-    RemoteTell(ref, payload)             one tell alone: "RemoteTell.tell", still served
 
 Threads: none; plain values.
 """
@@ -24,15 +23,6 @@ class ActorRef:
 
     def uid(self) -> str:
         return f"{self.address}/{self.counter}"
-
-
-@rpc.register
-@dataclass
-class RemoteTell:
-    """One tell from one system to another: the destination and the marshalled message.
-    (Senders write RemoteTellBatch; this single form is still served.)"""
-    ref: ActorRef
-    payload: bytes
 
 
 @rpc.register

@@ -151,8 +151,9 @@ def test_hostile_json_inside_a_remote_tell_is_reported_not_built(make_system):
     echo = system.start_actor(Echo)
     client = rpc.dial(system.address)
     try:
-        for payload in (b"not json", b'{"t":"builtins.eval","f":{}}', b'{"b":"@@@"}'):
-            client.call("RemoteTell.tell", actor.system.RemoteTell(echo, payload), timeout=2)
+        for text in ("not json", '{"t":"builtins.eval","f":{}}', '{"b":"@@@"}'):
+            batch = actor.wire.RemoteTellBatch([echo.counter], [text])
+            client.call("RemoteTell.tell_batch", batch, timeout=2)
     finally:
         client.close()
     ref, chan = system.new_channel_ref()
