@@ -102,11 +102,14 @@ def test_status_table_and_json_of_a_running_server():
         client = Client(RoundRobinRouter(server.query_addrs[:1]))
         client.put("k", "v")
         client.close()
-        # actor 1 receives actor 0's batch within a flush; actor 0 sent it and received none
+        # actor 1 receives actor 0's batch within a flush; actor 0 sent it and received none.
+        # The rows are asked one after the other, so a flush may fall between two of them:
+        # wait until one answer shows both ends of it.
         deadline = time.monotonic() + 10
         while True:
             rows = query_status(server.query_addrs + ["127.0.0.1:1"])
-            if rows[1]["last_sync_in_age_ms"] is not None or time.monotonic() > deadline:
+            flushed = rows[0]["sync_messages_out"] > 0 and rows[1]["last_sync_in_age_ms"] is not None
+            if flushed or time.monotonic() > deadline:
                 break
             csp.after(0.02).recv()
         assert rows[0]["puts_accepted"] == 1 and rows[0]["keys"] == 1
