@@ -46,24 +46,25 @@ def pipeline(
     threads = [csp.go(generate, name="pipeline/generator")]
     threads += [csp.go(square, out, name=f"pipeline/worker-{i}") for i, out in enumerate(outputs)]
     ticker = csp.Ticker(0.001)
-    live = list(outputs)
+    tick = csp.Recv(ticker.c)
+    worker_of = {csp.Recv(out): i for i, out in enumerate(outputs)}  # each case, its worker
     results: dict[int, int] = {}
     per_worker = [0] * workers
     ticks = 0
-    while any(ch is not None for ch in live):
-        cases = [csp.Recv(ch) for ch in live] + [csp.Recv(ticker.c)]
-        index, value, ok = csp.select(*cases)
-        if index == len(live):
+    while any(case.chan is not None for case in worker_of):
+        case, value, ok = csp.select_case(tick, *worker_of)
+        if case is tick:
             ticks += 1
             continue
+        worker = worker_of[case]
         if not ok:
-            typer.echo(f"worker-{index} closed its output")
-            live[index] = None  # a nil channel: that case is never ready again
+            typer.echo(f"worker-{worker} closed its output")
+            case.chan = None  # a nil channel: that case is never ready again
             continue
         n, square_of_n = value
         results[n] = square_of_n
-        per_worker[index] += 1
-        typer.echo(f"worker-{index}: {n}^2 = {square_of_n}")
+        per_worker[worker] += 1
+        typer.echo(f"worker-{worker}: {n}^2 = {square_of_n}")
     ticker.stop()
     for thread in threads:
         thread.join()

@@ -23,7 +23,7 @@ Threads: none; every method runs on its caller's thread and is thread-safe.
 from __future__ import annotations
 
 from csp.chan import Chan, ChannelClosed
-from csp.select import Recv, select
+from csp.select import Recv, select_case
 from csp.timers import after
 
 
@@ -55,8 +55,9 @@ class Lifecycle:
         if timeout is None:
             self.stopped.recv()
             return True
-        index, _, _ = select(Recv(self.stopped), Recv(after(timeout)))
-        return index == 0
+        stopped = Recv(self.stopped)
+        case, _, _ = select_case(stopped, Recv(after(timeout)))
+        return case is stopped
 
     def close_once(self, shut_down) -> None:
         """Run `shut_down()` if this is the first close, then finish; otherwise wait until the

@@ -73,14 +73,12 @@ def run_load(host: str, port: int, clients: int, seconds: float, pipeline: int,
     threads = [csp.go(drive, i, s, name=f"kv-load/client-{i}") for i, s in enumerate(socks)]
     total = finished = 0
     ticker = csp.Ticker(progress_every) if progress else None
+    result = csp.Recv(results)
+    tick = csp.Recv(ticker.c if ticker else None)  # no ticker: a nil channel, never ready
     try:
         while finished < len(threads):
-            if ticker is None:
-                total += results.recv()[0]
-                finished += 1
-                continue
-            index, value, _ = csp.select(csp.Recv(results), csp.Recv(ticker.c))
-            if index == 0:
+            case, value, _ = csp.select_case(result, tick)
+            if case is result:
                 total += value
                 finished += 1
             else:

@@ -42,17 +42,18 @@ class Squarer:
 
     def _work(self, input: csp.Chan, output: csp.Chan) -> None:
         try:
+            close_requested = csp.Recv(self._close_request)
+            next_value = csp.Recv(input)
             while True:
-                index, value, ok = csp.select(csp.Recv(input), csp.Recv(self._close_request))
-                if index == 1:
+                case, value, ok = csp.select_case(next_value, close_requested)
+                if case is close_requested:
                     return
                 if not ok:
                     output.close()
                     self._close_request.recv()  # stay until close(), which then returns
                     return
-                index, _, _ = csp.select(csp.Send(output, value * value),
-                                         csp.Recv(self._close_request))
-                if index == 1:
+                case, _, _ = csp.select_case(csp.Send(output, value * value), close_requested)
+                if case is close_requested:
                     return
         finally:
             self._gone.close()

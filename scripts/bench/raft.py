@@ -64,9 +64,10 @@ class Cluster:
                 self.net.enable(f"{i}->{j}", True)
 
     def _read(self, i: int, ch: csp.Chan) -> None:
+        applied, done = csp.Recv(ch), csp.Recv(self.done)
         while True:
-            index, message, _ = csp.select(csp.Recv(ch), csp.Recv(self.done))
-            if index == 1:
+            case, message, _ = csp.select_case(applied, done)
+            if case is done:
                 return
             with self.changed:
                 self.applied[i] = message.index
