@@ -11,7 +11,7 @@ Contract (the course's correct implementation, plus what Go leaves implicit):
 
 Threads:
     squarer/worker   owns the value in hand; selects on input (or on sending the square) and
-                     on the close request; closes `_gone` when it exits.
+                     on `stopping` of the squarer's csp.Lifecycle; stops when close() begins.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import csp
 
 class Squarer:
     def __init__(self) -> None:
-        self._close_request = csp.Chan()
-        self._gone = csp.Chan()      # closed by the worker when it exits
+        self._life = csp.Lifecycle()
         self._worker = None
 
     def initialize(self, input: csp.Chan) -> csp.Chan:
@@ -35,25 +34,22 @@ class Squarer:
 
     def close(self) -> None:
         """Stop the worker and wait until it is gone. Idempotent."""
-        if self._worker is None:
-            return
-        csp.select(csp.Send(self._close_request, None), csp.Recv(self._gone))
-        self._worker.join()
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
+        if self._worker is not None:  # it saw `stopping`
+            self._worker.join()
 
     def _work(self, input: csp.Chan, output: csp.Chan) -> None:
-        try:
-            close_requested = csp.Recv(self._close_request)
-            next_value = csp.Recv(input)
-            while True:
-                case, value, ok = csp.select_case(next_value, close_requested)
-                if case is close_requested:
-                    return
-                if not ok:
-                    output.close()
-                    self._close_request.recv()  # stay until close(), which then returns
-                    return
-                case, _, _ = csp.select_case(csp.Send(output, value * value), close_requested)
-                if case is close_requested:
-                    return
-        finally:
-            self._gone.close()
+        stopping = csp.Recv(self._life.stopping)
+        next_value = csp.Recv(input)
+        while True:
+            case, value, ok = csp.select_case(next_value, stopping)
+            if case is stopping:
+                return
+            if not ok:
+                output.close()
+                return  # input closed: nothing more to do; close() finds the worker gone
+            case, _, _ = csp.select_case(csp.Send(output, value * value), stopping)
+            if case is stopping:
+                return
