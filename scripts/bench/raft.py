@@ -96,6 +96,17 @@ class Cluster:
             reader.join()
 
 
+def run_submitters(submit, submitters: int) -> float:
+    """Run `submit(k)` on `submitters` threads at once; the seconds until all have returned."""
+    threads = [threading.Thread(target=submit, args=(k,)) for k in range(submitters)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - start
+
+
 def commits_per_second(peers: int, submitters: int, seconds: float) -> float:
     cluster = Cluster(peers)
     try:
@@ -114,13 +125,8 @@ def commits_per_second(peers: int, submitters: int, seconds: float) -> float:
                         cluster.changed.wait(0.5)
                 count[k] += 1
 
-        threads = [threading.Thread(target=submit, args=(k,)) for k in range(submitters)]
-        start = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return sum(count) / (time.monotonic() - start)
+        elapsed = run_submitters(submit, submitters)
+        return sum(count) / elapsed
     finally:
         cluster.close()
 
@@ -214,13 +220,8 @@ def tcp_figures(in_memory: bool, seconds: float, submitters: int, batch: int):
                 own.close()
 
         stop = time.monotonic() + seconds
-        threads = [threading.Thread(target=submit, args=(k,)) for k in range(submitters)]
-        start = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        rate = sum(done) / (time.monotonic() - start)
+        elapsed = run_submitters(submit, submitters)
+        rate = sum(done) / elapsed
         return statistics.median(latencies), rate
     finally:
         cluster.close()
