@@ -222,9 +222,9 @@ def ours_remote(n: int) -> tuple[float, float, float, bytes]:
             system.tell(ref, Work(i))
         seconds, from_start, received = sink.stdout.readline().split()
         sink.wait(timeout=60)
-        frame = codec.frame(rpc.wire.encode_envelope(
+        frame = rpc.wire.encode_envelope(  # already a frame: length prefix included
             {"id": 1, "method": "RemoteTell.tell",
-             "args": codec.to_wire(SingleTell(ref, codec.dumps(Work(1))))}))
+             "args": codec.to_wire(SingleTell(ref, codec.dumps(Work(1))))})
         return (n / float(seconds), n / float(from_start), int(received) / float(seconds),
                 frame)
     finally:

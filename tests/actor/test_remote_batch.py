@@ -11,7 +11,7 @@ import csp
 import rpc
 import actor
 from actor.system import RemoteTellBatch
-from rpc.client import iter_frames
+from rpc.wire import iter_frames
 from tests.actor.messages import Echo, Ping
 
 

@@ -159,3 +159,36 @@ def test_minority_killed_mid_stream_loses_nothing_committed(make_cluster):
     lists = cluster.wait_applied(range(5), len(reference))
     for i, values in lists.items():
         assert values[:len(reference)] == reference, f"node {i} differs after restart"
+
+
+def test_a_submit_waiting_when_its_node_closes_is_answered_at_once():
+    """close() wakes every blocked caller: a submit that cannot commit (its only peer is gone)
+    answers "node closed" as soon as the node closes, not after its own timeout."""
+    import csp
+    from raft.node import Node
+    addresses = client.local_addresses(3)   # node 2 never starts
+    nodes = [Node(i, addresses, None) for i in (0, 1)]
+    try:
+        deadline = time.monotonic() + 30
+        while not any(node.raft.get_state()[2] for node in nodes):
+            assert time.monotonic() < deadline, "no leader among two of three nodes"
+            csp.after(0.05).recv()
+        leader = next(node for node in nodes if node.raft.get_state()[2])
+        follower = next(node for node in nodes if node is not leader)
+        follower.close()                     # no majority is left: nothing can commit
+        answers = csp.Chan(1)
+        submitter = csp.go(lambda: answers.send(leader.submit(["x"])), name="test/submit")
+        while leader.raft.status()["last_index"] < 1:   # put in the log: now it waits
+            assert time.monotonic() < deadline + 30, "the submit never reached the log"
+            csp.after(0.01).recv()
+        assert answers.qsize() == 0, "the submit answered before the close"
+        closed_at = time.monotonic()
+        leader.close()
+        case, answer, _ = csp.select_case(csp.Recv(answers), csp.Recv(csp.after(3)))
+        assert answer is not None, "the waiting submit was not answered when its node closed"
+        assert (answer.ok, answer.error) == (False, "node closed")
+        assert time.monotonic() - closed_at < 3
+        submitter.join(5)
+    finally:
+        for node in nodes:
+            node.close()
