@@ -62,9 +62,11 @@ class Cluster:
         self.port = int(self.server.stdout.readline().split()[-1])
         self.log: queue.Queue = queue.Queue()
         threading.Thread(target=self._collect, daemon=True).start()
-        # A miner's own messages go to our stderr, so that stdout holds only the figures.
+        # The miners' own lines (connecting, joined) are not figures: the server's log says
+        # when each joined, so they are silenced.
         self.miners = [subprocess.Popen(command + ["miner", f"127.0.0.1:{self.port}"], cwd=ROOT,
-                                        env=env, stdout=sys.stderr) for _ in range(miners)]
+                                        env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL) for _ in range(miners)]
         joined = 0
         deadline = time.monotonic() + 30
         while joined < miners:
