@@ -60,3 +60,33 @@ class AppendEntriesReply:
     # that term (or its log length + 1 when too short).
     conflict_term: int = 0
     conflict_index: int = 0
+
+
+@rpc.register
+@dataclass(frozen=True)
+class ApplySnapshot:
+    """On apply_ch: the service's state through `index` (whose entry had `term`) is
+    `snapshot`; the service replaces its state with it, and the next ApplyCommand is
+    index + 1. A restarted peer sends its own snapshot first; otherwise the leader installed
+    one on this peer."""
+    index: int
+    term: int
+    snapshot: bytes
+
+
+@rpc.register
+@dataclass
+class InstallSnapshotArgs:
+    """Figure 13, in one piece (no offset, no chunks): the leader's snapshot through
+    last_included_index, whose entry had last_included_term."""
+    term: int
+    leader_id: int
+    last_included_index: int
+    last_included_term: int
+    data: bytes = b""
+
+
+@rpc.register
+@dataclass
+class InstallSnapshotReply:
+    term: int

@@ -5,7 +5,7 @@ other nodes over `rpc` (TCP), plus a small client service to submit commands and
     node.close()
 
 Services on the node's rpc server (at addresses[node_id]):
-    Raft.request_vote / Raft.append_entries    the peers' RPCs (only these two)
+    Raft.request_vote / Raft.append_entries / Raft.install_snapshot    the peers' RPCs
     Node.submit(Submit)       -> Submitted      commands, applied in order; waits until they
                                                 are committed (or leadership is lost)
     Node.status(StatusQuery)  -> Status          role, term, commit, last index, leader hint
@@ -156,6 +156,9 @@ class _RaftService:
 
     def append_entries(self, args):
         return self._raft.append_entries(args)
+
+    def install_snapshot(self, args):
+        return self._raft.install_snapshot(args)
 
 
 class _NodeService:

@@ -1,12 +1,22 @@
-"""Where a Raft peer keeps what it must not forget: current term, vote and log.
+"""Where a Raft peer keeps what it must not forget: current term, vote, log and snapshot.
 
-Raft calls, under its lock, before it answers any RPC that depends on the change:
+Raft calls, under its lock (they only record the change and never wait on the disk):
     save_state(term, voted_for)           the term or the vote changed
     save_log(first_index, entries)        log[first_index:] is replaced by `entries`
-                                          (truncate-and-append; [] only truncates)
-and on start `load() -> (term, voted_for, entries)` (entries from index 1).
-`sync()` makes everything saved so far durable; Raft calls it once per batch (per RPC answered,
-per command batch), not once per entry.
+                                          (truncate-and-append; [] only truncates); indices
+                                          are global: first_index > the snapshot's index
+    save_snapshot(index, term, snapshot)  the service's state through `index` is `snapshot`
+                                          (bytes): the log through `index` goes; the entries
+                                          after it stay if the entry at `index` has `term`,
+                                          otherwise the whole log goes (Figure 13, step 6-7).
+                                          One record: the snapshot and the trimmed log are
+                                          durable together or not at all.
+and, outside its lock, `sync()`: everything saved before the call is durable when it returns
+(one fsync for all that was saved meanwhile: a group commit). On start `load() -> (term,
+voted_for, entries)` (the entries after the snapshot) and `load_snapshot() -> (index, term,
+snapshot)` ((0, 0, b"") when there is none). `raft_state_size()` is the size of what Raft keeps
+without the snapshot, counted as the file persister writes it compacted (MIT's
+RaftStateSize for our encoding).
 
 MemoryPersister: in memory; survives a Raft restart inside one process (MIT's Persister).
 FilePersister: an append-only file of records, each `length(4) payload-crc32(4)
@@ -15,11 +25,15 @@ is never mistaken for a short write), fsync'd on sync(). On open, a torn tail (a
 mid-write, never acknowledged since sync() had not returned: a partial last record, a last
 payload that fails its checksum, or a zero-filled tail) is reported on the log and cut off;
 anything else that fails a check (a damaged header anywhere, a bad payload followed by more
-data, a record that is not a state record) raises CorruptStateError: never silently used. When the file grows past twice the
-size of the state it holds, it is rewritten whole: to a temporary file, fsync'd, renamed over
-the old one, directory fsync'd (atomic on POSIX).
+data, a record that is not a state record, a snapshot that does not fit) raises
+CorruptStateError naming the file and the byte offset: never silently used. When the file
+grows past twice the size of the state it holds (the snapshot included), sync() rewrites it
+whole: to a temporary file, fsync'd, renamed over the old one, directory fsync'd (atomic on
+POSIX). A snapshot therefore bounds the file: the next compaction drops the log it replaced.
 
-Threads: none. Not thread-safe on its own: its Raft's lock serialises the calls.
+Threads: none. Thread-safe: the saves and load() take a short mutex around the in-memory model
+and the list of records not yet written; sync() takes a second one around the file (writing,
+fsync, compaction), so Raft saves under its own lock while another thread syncs outside it.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ import json
 import logging
 import os
 import struct
+import threading
 import zlib
 
 from rpc import codec
@@ -43,33 +58,91 @@ def _record(payload: bytes) -> bytes:
     return head + struct.pack(">I", zlib.crc32(head)) + payload
 
 
+def _payload(wire_record: dict) -> bytes:
+    return json.dumps(wire_record, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _state_image(term: int, voted_for, first_index: int, wire_entries: list) -> list[bytes]:
+    """The records of a compacted file without its snapshot: the state and the whole log."""
+    return [_record(_payload(codec.to_wire({"s": [term, voted_for]}))),
+            _record(_payload({"d": {"l": [first_index, wire_entries]}}))]
+
+
+def _kept_after_snapshot(index: int, term: int, snapshot_index: int, terms: list[int]) -> int:
+    """How many entries of a log starting after `snapshot_index` (with `terms`) survive a
+    snapshot through (index, term): those after `index` if the log holds (index, term)."""
+    position = index - snapshot_index - 1
+    if 0 <= position < len(terms) and terms[position] == term:
+        return len(terms) - position - 1
+    return 0
+
+
+def _check_snapshot(index, term, snapshot, snapshot_index: int) -> None:
+    if type(index) is not int or type(term) is not int or type(snapshot) is not bytes:
+        raise ValueError(f"bad snapshot fields ({index!r}, {term!r}, "
+                         f"{type(snapshot).__name__})")
+    if index <= snapshot_index or term < 0:
+        raise ValueError(f"snapshot through {index} (term {term}) does not follow the one "
+                         f"through {snapshot_index}")
+
+
 class CorruptStateError(Exception):
     """The persisted state cannot be trusted; the message says where and why."""
 
 
 class MemoryPersister:
     def __init__(self) -> None:
+        self._mutex = threading.Lock()
         self._term = 0
         self._voted_for = None
         self._log: list = []
+        self._snapshot = (0, 0, b"")
 
     def save_state(self, term: int, voted_for) -> None:
-        self._term, self._voted_for = term, voted_for
+        with self._mutex:
+            self._term, self._voted_for = term, voted_for
 
     def save_log(self, first_index: int, entries: list) -> None:
-        del self._log[first_index - 1:]
-        self._log.extend(codec.copy(entries))
+        copied = codec.copy(entries)
+        with self._mutex:
+            start = self._snapshot[0]
+            if first_index <= start:
+                raise ValueError(f"log write at {first_index}, inside the snapshot through "
+                                 f"{start}")
+            del self._log[first_index - start - 1:]
+            self._log.extend(copied)
+
+    def save_snapshot(self, index: int, term: int, snapshot: bytes) -> None:
+        with self._mutex:
+            start = self._snapshot[0]
+            _check_snapshot(index, term, snapshot, start)
+            kept = _kept_after_snapshot(index, term, start, [e.term for e in self._log])
+            self._log = self._log[len(self._log) - kept:] if kept else []
+            self._snapshot = (index, term, bytes(snapshot))
 
     def sync(self) -> None:
         pass
 
     def load(self) -> tuple[int, object, list]:
-        return self._term, self._voted_for, codec.copy(self._log)
+        with self._mutex:
+            return self._term, self._voted_for, codec.copy(self._log)
+
+    def load_snapshot(self) -> tuple[int, int, bytes]:
+        with self._mutex:
+            return self._snapshot
+
+    def raft_state_size(self) -> int:
+        with self._mutex:
+            wire = [codec.to_wire(entry) for entry in self._log]
+            return sum(map(len, _state_image(self._term, self._voted_for,
+                                             self._snapshot[0] + 1, wire)))
 
     def copy(self) -> "MemoryPersister":
         """An independent copy (the tester hands a restarted peer a copy, as MIT's does)."""
         twin = MemoryPersister()
-        twin._term, twin._voted_for, twin._log = self._term, self._voted_for, list(self._log)
+        with self._mutex:
+            twin._term, twin._voted_for, twin._log = self._term, self._voted_for, list(self._log)
+            twin._snapshot = self._snapshot
         return twin
 
     def close(self) -> None:
@@ -82,15 +155,19 @@ class FilePersister:
 
     def __init__(self, path: str) -> None:
         self._path = path
+        self._mutex = threading.Lock()   # the model below and _pending
+        self._io = threading.Lock()      # the file: writes, fsync, compaction
         self._term = 0
         self._voted_for = None
-        self._log: list = []          # the entries, as loaded/saved (codec values)
+        self._snapshot = (0, 0, b"")      # (index, term, bytes)
+        self._log: list = []          # the entries after the snapshot, in wire form
+        self._terms: list[int] = []   # their terms
         self._log_bytes: list[int] = []   # about the encoded size of each entry
         self._live_bytes = 0              # their sum: what a compacted file would hold
-        self._dirty = False
+        self._pending: list[bytes] = []   # records saved, not yet written
         valid_length = self._replay()
         self._log_bytes = [64] * len(self._log)   # an estimate until the first compaction
-        self._live_bytes = 64 * len(self._log)
+        self._live_bytes = 64 * len(self._log) + len(self._snapshot[2]) * 4 // 3
         self._file = open(path, "ab")
         if self._file.tell() != valid_length:
             self._file.truncate(valid_length)
@@ -100,46 +177,84 @@ class FilePersister:
     # ---- the Raft side -------------------------------------------------------------------------
 
     def save_state(self, term: int, voted_for) -> None:
-        self._term, self._voted_for = term, voted_for
-        self._append(codec.to_wire({"s": [term, voted_for]}))
+        payload = _payload(codec.to_wire({"s": [term, voted_for]}))
+        with self._mutex:
+            self._term, self._voted_for = term, voted_for
+            self._pending.append(_record(payload))
 
     def save_log(self, first_index: int, entries: list) -> None:
         # Kept in wire form: encoded once, and never shared with the caller's objects.
         wire = [codec.to_wire(entry) for entry in entries]
-        del self._log[first_index - 1:]
-        self._live_bytes -= sum(self._log_bytes[first_index - 1:])
-        del self._log_bytes[first_index - 1:]
-        self._log.extend(wire)
-        payload = self._append({"d": {"l": [first_index, wire]}})
+        payload = _payload({"d": {"l": [first_index, wire]}})
         share = len(payload) // max(len(entries), 1)
-        self._log_bytes.extend([share] * len(entries))
-        self._live_bytes += share * len(entries)
+        with self._mutex:
+            start = self._snapshot[0]
+            if first_index <= start:
+                raise ValueError(f"log write at {first_index}, inside the snapshot through "
+                                 f"{start}")
+            position = first_index - start - 1
+            del self._log[position:]
+            del self._terms[position:]
+            self._live_bytes -= sum(self._log_bytes[position:])
+            del self._log_bytes[position:]
+            self._log.extend(wire)
+            self._terms.extend(entry.term for entry in entries)
+            self._log_bytes.extend([share] * len(entries))
+            self._live_bytes += share * len(entries)
+            self._pending.append(_record(payload))
+
+    def save_snapshot(self, index: int, term: int, snapshot: bytes) -> None:
+        payload = _payload(codec.to_wire({"n": [index, term, bytes(snapshot)]}))
+        with self._mutex:
+            _check_snapshot(index, term, snapshot, self._snapshot[0])
+            self._trim_for_snapshot(index, term)
+            self._live_bytes += len(payload) - len(self._snapshot[2]) * 4 // 3
+            self._snapshot = (index, term, bytes(snapshot))
+            self._pending.append(_record(payload))
 
     def sync(self) -> None:
-        if not self._dirty:
-            return
-        self._file.flush()
-        self._fsync()
-        self._dirty = False
-        if self._file.tell() > max(COMPACT_MIN_BYTES, 2 * self._live_bytes):
-            self._compact()
+        with self._io:
+            with self._mutex:
+                records, self._pending = self._pending, []
+                if not records:
+                    return
+                size = self._file.tell() + sum(map(len, records))
+                image = None
+                if size > max(COMPACT_MIN_BYTES, 2 * self._live_bytes):
+                    image = self._image()   # holds every record saved so far
+            if image is not None:
+                self._compact(image)
+                return
+            self._file.write(b"".join(records))
+            self._file.flush()
+            self._fsync()
 
     def load(self) -> tuple[int, object, list]:
-        return self._term, self._voted_for, [codec.from_wire(entry) for entry in self._log]
+        with self._mutex:
+            return self._term, self._voted_for, [codec.from_wire(entry) for entry in self._log]
+
+    def load_snapshot(self) -> tuple[int, int, bytes]:
+        with self._mutex:
+            return self._snapshot
+
+    def raft_state_size(self) -> int:
+        with self._mutex:
+            return sum(map(len, _state_image(self._term, self._voted_for,
+                                             self._snapshot[0] + 1, self._log)))
 
     def close(self) -> None:
         if not self._file.closed:
             self.sync()
-            self._file.close()
+            with self._io:
+                self._file.close()
 
     # ---- the file -------------------------------------------------------------------------------
 
-    def _append(self, wire_record: dict) -> bytes:
-        """Write one record given in the codec's wire form (rpc.codec.to_wire)."""
-        payload = json.dumps(wire_record, separators=(",", ":"), ensure_ascii=False).encode()
-        self._file.write(_record(payload))
-        self._dirty = True
-        return payload
+    def _trim_for_snapshot(self, index: int, term: int) -> None:
+        kept = _kept_after_snapshot(index, term, self._snapshot[0], self._terms)
+        cut = len(self._log) - kept
+        self._live_bytes -= sum(self._log_bytes[:cut])
+        del self._log[:cut], self._terms[:cut], self._log_bytes[:cut]
 
     def _fsync(self) -> None:
         os.fsync(self._file.fileno())
@@ -173,7 +288,8 @@ class FilePersister:
                                         f"checksum and more data follows: the file is damaged")
             try:
                 self._apply(payload)
-            except (codec.FrameError, ValueError, TypeError, KeyError, IndexError) as exc:
+            except (codec.FrameError, ValueError, TypeError, KeyError, IndexError,
+                    AttributeError) as exc:
                 raise CorruptStateError(f"{self._path}: record at byte {offset} is not a "
                                         f"state record: {exc}") from None
             offset = start + length
@@ -194,23 +310,41 @@ class FilePersister:
             if type(term) is not int or not (voted_for is None or type(voted_for) is int):
                 raise ValueError(f"bad term or vote {record['s']!r}")
             self._term, self._voted_for = term, voted_for
+        elif "n" in record:
+            index, term, snapshot = record["n"]
+            _check_snapshot(index, term, snapshot, self._snapshot[0])
+            self._trim_for_snapshot(index, term)
+            self._snapshot = (index, term, snapshot)
         else:
-            first_index, _ = record["l"]
-            entries = wire["d"]["l"][1]
+            first_index, entries = record["l"]
+            wire_entries = wire["d"]["l"][1]
             if type(first_index) is not int or type(entries) is not list:
                 raise ValueError("bad log record")
-            if not 1 <= first_index <= len(self._log) + 1:
-                raise ValueError(f"log record starts at {first_index}, log has {len(self._log)}")
-            del self._log[first_index - 1:]
-            self._log.extend(entries)
+            start = self._snapshot[0]
+            if not start + 1 <= first_index <= start + len(self._log) + 1:
+                raise ValueError(f"log record starts at {first_index}, log has "
+                                 f"{start + len(self._log)} (snapshot through {start})")
+            terms = [entry.term for entry in entries]
+            if any(type(term) is not int for term in terms):
+                raise ValueError("bad log entry")
+            position = first_index - start - 1
+            del self._log[position:], self._terms[position:]
+            self._log.extend(wire_entries)
+            self._terms.extend(terms)
 
-    def _compact(self) -> None:
+    def _image(self) -> list[bytes]:
+        """The records of the compacted file (under the mutex)."""
+        index, term, snapshot = self._snapshot
+        records = _state_image(self._term, self._voted_for, index + 1, list(self._log))
+        if index:
+            records.insert(1, _record(_payload(codec.to_wire({"n": [index, term, snapshot]}))))
+        return records
+
+    def _compact(self, image: list[bytes]) -> None:
+        """Under the file lock: the file becomes `image`."""
         temporary = self._path + ".tmp"
         with open(temporary, "wb") as f:
-            for wire_record in (codec.to_wire({"s": [self._term, self._voted_for]}),
-                                {"d": {"l": [1, self._log]}}):
-                f.write(_record(json.dumps(wire_record, separators=(",", ":"),
-                                           ensure_ascii=False).encode()))
+            f.write(b"".join(image))
             f.flush()
             os.fsync(f.fileno())
             size = f.tell()
@@ -222,6 +356,8 @@ class FilePersister:
             os.close(directory)
         self._file.close()
         self._file = open(self._path, "ab")
-        share = max(size // max(len(self._log), 1), 1)
-        self._log_bytes = [share] * len(self._log)
-        self._live_bytes = share * len(self._log)
+        with self._mutex:
+            log_bytes = len(image[-1])
+            share = max(log_bytes // max(len(self._log), 1), 1)
+            self._log_bytes = [share] * len(self._log)
+            self._live_bytes = size - log_bytes + share * len(self._log)

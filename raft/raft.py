@@ -1,27 +1,56 @@
-"""A Raft peer (the extended paper's Figure 2): leader election and log replication.
+"""A Raft peer: the extended paper's Figure 2 (election, log replication) and Figure 13
+(snapshots).
+
+Decide under the lock, do the slow work outside it (etcd's "Ready" boundary). Every state
+change and every rule (raft/rules.py) runs under the one mutex; the fsync (`persister.sync()`)
+and every RPC run without it, so a slow disk or a slow link stalls no handler, heartbeat or
+put_command. Nothing leaves this peer, and no reply is given, that depends on state not yet
+durable: each critical section that saves something notes a durability point (how many saves
+so far), and whoever then sends or answers first calls `_make_durable(point)` outside the lock.
+Concurrent syncs share one fsync (the persister's group commit).
 
 Threads (P is `me`):
-    raft-P/ticker    sleeps until the next deadline: the election timeout (followers and
-                     candidates) or the next heartbeat (leaders); starts elections and sends
-                     heartbeats.
-    raft-P/applier   waits for commitIndex to pass lastApplied, then sends the newly committed
-                     entries on apply_ch in order, WITHOUT holding the lock (the tester's reader
-                     may be blocked on put_command, which needs it).
-    raft-P/rpc       one short-lived thread per outgoing RPC (a vote request, an append), so a
-                     slow or dead link delays nothing else; it takes the lock only to build the
-                     arguments and to apply the reply, and changes nothing once the peer is
-                     stopped or its term has moved on.
-All state is guarded by one mutex (the handout allows it in raft/): current_term, voted_for,
-log, commit_index, last_applied, role, next_index, match_index, the election deadline. The
-incoming handlers `request_vote` and `append_entries` run on the caller's thread, take the lock
-briefly and never wait on apply_ch.
+    raft-P/ticker        election timeouts (followers and candidates): under the lock it turns
+                         the peer into a candidate, then, outside it, makes its vote durable and
+                         starts the vote requests. Stops at stop().
+    raft-P/vote-J        one per peer J per election: asks J for its vote once and counts the
+                         answer under the lock (a candidate wins on a majority). Ends when the
+                         call returns; changes nothing once the peer is stopped or the term
+                         has moved on.
+    raft-P/replicate-J   one per follower J while this peer leads (started when it wins,
+                         ends when it steps down or stops): the one place where what J is sent
+                         is decided, heartbeats and appends alike. Under the lock it builds the
+                         next request from next_index[J] (AppendEntries, or InstallSnapshot
+                         when that entry went into the snapshot) and moves next_index[J] past
+                         what it sent (pipelining); outside it, makes the leader's own log
+                         durable and hands the request to an idle sender. Then it waits for a
+                         wake-up (new entries, or a reply that moved next_index[J] back: a
+                         coalescing Chan(1) sent to without blocking, so any number of
+                         put_commands cost one wake-up), the heartbeat interval, the end of
+                         its leadership or stop().
+    raft-P/send-J.k      up to SENDERS_PER_FOLLOWER per replicator, started as the calls in
+                         flight need them (a reply the network holds back for seconds must not
+                         hold back the next heartbeat): each takes a request, makes the call
+                         and applies the reply under the lock (match_index[J], next_index[J],
+                         the commit index), waking its replicator when J must hear again at
+                         once. They end with their replicator's leadership or stop(); one
+                         inside a call then ends when the call returns, changing nothing.
+    raft-P/applier       waits for commit_index to pass last_applied, then sends on apply_ch,
+                         WITHOUT the lock, an ApplySnapshot when one is owed (a restart, an
+                         InstallSnapshot) and the newly committed commands in order. Stops at
+                         stop().
+All of Figure 2's state is guarded by the mutex: current_term, voted_for, log, commit_index,
+last_applied, role, next_index, match_index, the election deadline, the snapshot. The incoming
+handlers `request_vote`, `append_entries` and `install_snapshot` run on the caller's thread:
+they decide under the lock and, when they saved something, sync outside it before replying;
+they never wait on apply_ch.
 
-`stop()` goes through `self._life` (csp.Lifecycle): it begins stopping, wakes the ticker and
-the applier under the lock (so a thread that read `is_stopping` as false under the lock is
-already waiting when the wake-up comes), and joins them. Every critical section checks
-`self._life.is_stopping` before it sends or applies anything, so once stop() has returned
-nothing more is sent or applied. RPCs already on the wire finish on their own threads (a
-simulated link may hold one for seconds) and, the peer being stopped, change nothing.
+`stop()` goes through `self._life` (csp.Lifecycle): stopping begins (replicators select on it),
+the ticker and the applier are woken under the lock (a thread that read `is_stopping` as false
+under the lock is already waiting when the wake-up comes) and joined. Every critical section
+checks `self._life.is_stopping` before it sends or applies anything, so once stop() has
+returned nothing more is sent or applied; calls already on the wire (a simulated link may hold
+one for seconds) finish on their threads and change nothing.
 
 Timing: heartbeats every `heartbeat_seconds` (0.11 s: at most 10 per second per follower, as
 the handout requires); election timeouts drawn uniformly from `election_timeout_seconds`
@@ -38,12 +67,16 @@ import time
 
 import csp
 from raft import rules
-from raft.messages import (AppendEntriesArgs, AppendEntriesReply, ApplyCommand, LogEntry,
+from raft.log import Log
+from raft.messages import (AppendEntriesArgs, AppendEntriesReply, ApplyCommand, ApplySnapshot,
+                           InstallSnapshotArgs, InstallSnapshotReply, LogEntry,
                            RequestVoteArgs, RequestVoteReply)
 
 log = logging.getLogger("raft")
 
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
+MAX_ENTRIES_PER_APPEND = 4096   # bounds one AppendEntries (a follower far behind gets several)
+SENDERS_PER_FOLLOWER = 6        # calls in flight to one follower, at most
 
 
 class Raft:
@@ -52,8 +85,9 @@ class Raft:
                  election_timeout_seconds: tuple[float, float] = (0.4, 0.8),
                  seed: int | None = None) -> None:
         """Returns at once; the peer's threads run in the background. `persister`, if given
-        (see raft.persister), keeps current_term, voted_for and the log: they are saved and
-        synced before any reply or RPC depends on them, and read back here."""
+        (see raft.persister), keeps current_term, voted_for, the log and the snapshot: they
+        are durable before any reply or RPC depends on them, and read back here (a snapshot
+        is then the first thing sent on apply_ch)."""
         self._peers = peers
         self._me = me
         self._apply_ch = apply_ch
@@ -68,7 +102,7 @@ class Raft:
         # Figure 2's state.
         self._current_term = 0
         self._voted_for: int | None = None
-        self._log: list[LogEntry] = [LogEntry(0, None)]
+        self._log = Log()
         self._commit_index = 0
         self._last_applied = 0
         self._role = FOLLOWER
@@ -76,12 +110,21 @@ class Raft:
         self._match_index: list[int] = []
         self._votes = 0
         self._leader_id: int | None = None   # the leader of current_term, once known
-        self._sending: list[bool] = []   # leader: a sender of new entries is on its way
-        self._resend: list[bool] = []    # leader: new entries came while it was
         self._election_deadline = 0.0
-        self._next_heartbeat = 0.0
-        self._synced_index = 0   # the log is durable up to here
-        self._unsynced = False   # something was saved since the last sync
+        # Figure 13's.
+        self._snapshot = b""              # the service's state through log.snapshot_index
+        self._snapshot_owed = False       # the applier must send it before any command
+        # Leading: each follower's replicator, its wake-up channel, and the channel closed
+        # when this leadership ends.
+        self._wakes: list[csp.Chan | None] = []
+        self._deposed: csp.Chan | None = None
+        # Durability: saves counted, the count known durable, and how far the log is durable
+        # (log_epoch moves whenever saved entries are replaced, so a sync that began before
+        # cannot vouch for their replacements).
+        self._saves = 0
+        self._durable_saves = 0
+        self._log_epoch = 0
+        self._durable_index = 0
         self._restore()
         with self._lock:
             self._reset_election_deadline()
@@ -96,29 +139,54 @@ class Raft:
             return self._me, self._current_term, self._role == LEADER
 
     def put_command(self, command) -> tuple[int, int, bool]:
-        """On the leader: append `command` and start replicating it; returns at once with the
+        """On the leader: append `command` and wake the replicators; returns at once with the
         index it will have if ever committed. Elsewhere: (-1, term, False)."""
-        with self._lock:
-            if self._role != LEADER or self._life.is_stopping:
-                return -1, self._current_term, False
-            self._log.append(LogEntry(self._current_term, command))
-            index = len(self._log) - 1
-            self._save_log(index)   # synced (and counted for the majority) before it is sent
-            term = self._current_term
-            self._replicate_new_entries()
-            return index, term, True
+        return self._put([command])
 
     def put_commands(self, commands: list) -> tuple[int, int, bool]:
         """put_command for a batch, in order, at consecutive indices: (index of the first,
-        term, is_leader); one log write and one replication for the lot."""
-        with self._lock:
-            if self._role != LEADER or self._life.is_stopping or not commands:
+        term, is_leader); one log write and one wake-up for the lot."""
+        if not commands:
+            with self._lock:
                 return -1, self._current_term, False
-            first = len(self._log)
+        return self._put(commands)
+
+    def _put(self, commands: list) -> tuple[int, int, bool]:
+        with self._lock:
+            if self._role != LEADER or self._life.is_stopping:
+                return -1, self._current_term, False
+            first = self._log.last_index + 1
             self._log.extend(LogEntry(self._current_term, command) for command in commands)
             self._save_log(first)
-            self._replicate_new_entries()
-            return first, self._current_term, True
+            term = self._current_term
+            self._wake_replicators()
+            point = self._durability_point()
+        if len(self._peers) == 1:
+            self._make_durable(point)   # alone, its own durable log is the majority
+        return first, term, True
+
+    def snapshot(self, index: int, snapshot: bytes) -> None:
+        """The service's state through `index` (an index it has been sent) is `snapshot`:
+        the log through `index` is discarded, and the snapshot and the trimmed log are
+        persisted together (durable when this returns). An index the log no longer holds
+        (an older snapshot) is ignored; one past the commit index raises ValueError.
+        Thread-safe; does nothing once stopped."""
+        if type(snapshot) is not bytes:
+            raise TypeError(f"a snapshot is bytes, not {type(snapshot).__name__}")
+        with self._lock:
+            if self._life.is_stopping or index <= self._log.snapshot_index:
+                return
+            if index > self._commit_index:
+                raise ValueError(f"snapshot through {index}, past the commit index "
+                                 f"{self._commit_index}")
+            term = self._log[index].term
+            self._log.compact(index, term)
+            self._snapshot = snapshot
+            self._saves += 1
+            if self._persister is not None:
+                self._persister.save_snapshot(index, term, snapshot)
+            point = self._durability_point()
+        self._make_durable(point)
 
     def status(self) -> dict:
         """A snapshot for operators: me, role, term, commit_index, last_applied, last_index,
@@ -126,11 +194,12 @@ class Raft:
         with self._lock:
             return {"me": self._me, "role": self._role, "term": self._current_term,
                     "commit_index": self._commit_index, "last_applied": self._last_applied,
-                    "last_index": len(self._log) - 1, "leader": self._leader_id}
+                    "last_index": self._log.last_index, "leader": self._leader_id}
 
     def stop(self) -> None:
         """Stops the peer: afterwards it sends and applies nothing. Idempotent and
-        thread-safe; returns once the ticker and the applier have exited; never closes
+        thread-safe; returns once the ticker and the applier have exited (replicators and
+        vote requests waiting on nothing but a call end when it returns); never closes
         apply_ch."""
         self._life.close_once(self._shut_down)
 
@@ -155,31 +224,76 @@ class Raft:
                 self._save_state()
             if granted:
                 self._reset_election_deadline()
-            self._sync()
-            return RequestVoteReply(self._current_term, granted)
+            reply = RequestVoteReply(self._current_term, granted)
+            if self._durable_saves >= self._saves:
+                return reply
+            point = self._durability_point()
+        self._make_durable(point)   # the vote is durable before it is given
+        return reply
 
     def append_entries(self, args: AppendEntriesArgs) -> AppendEntriesReply:
+        while True:
+            with self._lock:
+                if args.term < self._current_term:
+                    return AppendEntriesReply(self._current_term, False)
+                if args.term > self._current_term or self._role != FOLLOWER:
+                    self._become_follower(args.term)
+                self._reset_election_deadline()
+                self._leader_id = args.leader_id
+                reply, first, offset = rules.plan_append(self._log, args, self._current_term)
+                if first is not None:
+                    del self._log[first:]
+                    self._log.extend(args.entries[offset:])
+                    self._save_log(first)
+                if self._durable_saves >= self._saves:
+                    self._follow_commit(args, reply)
+                    return reply
+                point = self._durability_point()
+                term, epoch = self._current_term, self._log_epoch
+            self._make_durable(point)   # what the reply acknowledges is durable first
+            with self._lock:
+                if term == self._current_term and epoch == self._log_epoch:
+                    self._follow_commit(args, reply)
+                    return reply
+            # Another leader's entries replaced ours meanwhile: decide again on the new log.
+
+    def _follow_commit(self, args: AppendEntriesArgs, reply: AppendEntriesReply) -> None:
+        if reply.success:
+            last_new = args.prev_log_index + len(args.entries)
+            self._set_commit_index(rules.follower_commit_index(
+                self._commit_index, args.leader_commit, last_new))
+
+    def install_snapshot(self, args: InstallSnapshotArgs) -> InstallSnapshotReply:
+        """Figure 13's receiver, in one piece. A snapshot that does not fit (a term from the
+        past, an index the commit index has reached, a last term past the leader's) changes
+        nothing; a stale one from the current leader still counts as a heartbeat."""
         with self._lock:
             if args.term < self._current_term:
-                return AppendEntriesReply(self._current_term, False)
+                return InstallSnapshotReply(self._current_term)
             if args.term > self._current_term or self._role != FOLLOWER:
                 self._become_follower(args.term)
             self._reset_election_deadline()
             self._leader_id = args.leader_id
-            reply, first, offset = rules.plan_append(self._log, args, self._current_term)
-            if first is not None:
-                del self._log[first:]
-                self._log.extend(args.entries[offset:])
-                self._save_log(first)
-            self._sync()
-            if reply.success:
-                last_new = args.prev_log_index + len(args.entries)
-                commit = rules.follower_commit_index(self._commit_index, args.leader_commit,
-                                                     last_new)
-                self._set_commit_index(commit)
-            return reply
+            index, term = args.last_included_index, args.last_included_term
+            if (index <= self._commit_index or not 0 <= term <= args.term
+                    or type(args.data) is not bytes):
+                return InstallSnapshotReply(self._current_term)
+            if not self._log.holds(index, term):
+                self._durable_index = min(self._durable_index, index)
+                self._log_epoch += 1
+            self._log.compact(index, term)
+            self._snapshot = args.data
+            self._snapshot_owed = True
+            self._saves += 1
+            if self._persister is not None:
+                self._persister.save_snapshot(index, term, args.data)
+            self._set_commit_index(index)
+            reply = InstallSnapshotReply(self._current_term)
+            point = self._durability_point()
+        self._make_durable(point)
+        return reply
 
-    # ---- elections and replication (under the lock unless said) -------------------------------
+    # ---- elections (under the lock unless said) -----------------------------------------------
 
     def _reset_election_deadline(self) -> None:
         low, high = self._timeout_range
@@ -191,6 +305,9 @@ class Raft:
             self._voted_for = None
             self._leader_id = None
             self._save_state()
+        if self._role == LEADER:
+            self._deposed.close()   # its replicators end
+            self._deposed, self._wakes = None, []
         if self._role != FOLLOWER:
             log.debug("raft-%d: follower in term %d", self._me, term)
             # A fresh timeout: the old deadline has passed (a leader never reset it), and
@@ -199,26 +316,23 @@ class Raft:
             self._wake_ticker.notify_all()
         self._role = FOLLOWER
 
-    def _start_election(self) -> None:
+    def _start_election(self) -> tuple[RequestVoteArgs, tuple]:
         self._role = CANDIDATE
         self._current_term += 1
         self._leader_id = None
         self._voted_for = self._me
         self._save_state()
-        self._sync()
         self._votes = 1
         self._reset_election_deadline()
-        last_index, last_term = rules.last_index_and_term(self._log)
-        args = RequestVoteArgs(self._current_term, self._me, last_index, last_term)
+        args = RequestVoteArgs(self._current_term, self._me, self._log.last_index,
+                               self._log.last_term)
         log.debug("raft-%d: candidate in term %d", self._me, self._current_term)
         if self._votes * 2 > len(self._peers):
             self._become_leader()
-            return
-        for peer in range(len(self._peers)):
-            if peer != self._me:
-                csp.go(self._ask_vote, peer, args, name=f"raft-{self._me}/rpc")
+        return args, self._durability_point()
 
     def _ask_vote(self, peer: int, args: RequestVoteArgs) -> None:
+        """Thread raft-P/vote-J (no lock held)."""
         reply = self._peers[peer].call("request_vote", args)
         if reply is None:
             return
@@ -239,165 +353,233 @@ class Raft:
         log.debug("raft-%d: leader in term %d", self._me, self._current_term)
         self._role = LEADER
         self._leader_id = self._me
-        self._next_index = [len(self._log)] * len(self._peers)
+        self._next_index = [self._log.last_index + 1] * len(self._peers)
         self._match_index = [0] * len(self._peers)
-        self._match_index[self._me] = self._synced_index
-        self._sending = [False] * len(self._peers)
-        self._resend = [False] * len(self._peers)
-        self._replicate_to_all()
+        self._match_index[self._me] = self._durable_index
+        self._deposed = csp.Chan()
+        self._wakes = [None if peer == self._me else csp.Chan(1)
+                       for peer in range(len(self._peers))]
+        for peer, wake in enumerate(self._wakes):
+            if wake is not None:
+                csp.go(self._replicate, peer, self._current_term, wake, self._deposed,
+                       name=f"raft-{self._me}/replicate-{peer}")
 
-    def _replicate_to_all(self) -> None:
-        """Heartbeat: send every follower an AppendEntries now (with whatever entries it
-        lacks), whether or not another one is on its way."""
-        self._next_heartbeat = time.monotonic() + self._heartbeat_seconds
-        self._wake_ticker.notify_all()
-        if len(self._peers) == 1:
-            self._sync()   # alone, its own durable log is the majority
-        for peer in range(len(self._peers)):
-            if peer != self._me:
-                csp.go(self._replicate, peer, self._current_term, False,
-                       name=f"raft-{self._me}/rpc")
+    # ---- replication --------------------------------------------------------------------------
 
-    def _replicate_new_entries(self) -> None:
-        """New entries: each follower gets them at once, but through at most one sender at a
-        time; entries arriving while it waits for a reply go in its next AppendEntries
-        (batching under load, no waiting for a tick when idle)."""
-        if len(self._peers) == 1:
-            self._sync()
-        for peer in range(len(self._peers)):
-            if peer == self._me:
-                continue
-            if self._sending[peer]:
-                self._resend[peer] = True
-            else:
-                self._sending[peer] = True
-                csp.go(self._replicate, peer, self._current_term, True,
-                       name=f"raft-{self._me}/rpc")
+    def _wake_replicators(self) -> None:
+        """Under the lock. A wake-up already waiting covers this one too (Chan(1), never
+        blocks)."""
+        for wake in self._wakes:
+            if wake is not None:
+                csp.select(csp.Send(wake, None), default=True)
 
-    def _sender_done(self, peer: int, term: int, owns_sender: bool) -> bool:
-        """At every point where _replicate would stop: True if it should instead send again
-        (it is the follower's sender and new entries came meanwhile); otherwise it gives up
-        the sender role in the same critical section, so no new entry is left unsent."""
-        if not owns_sender:
-            return False
-        if (self._resend[peer] and not self._life.is_stopping and self._role == LEADER
-                and self._current_term == term):
-            self._resend[peer] = False
-            return True
-        self._sending[peer] = False
-        return False
+    def _leads(self, term: int) -> bool:
+        return (not self._life.is_stopping and self._role == LEADER
+                and self._current_term == term)
 
-    def _replicate(self, peer: int, term: int, owns_sender: bool) -> None:
-        """AppendEntries to `peer` for `term`, again at once while rejections back the
-        follower's next index up (fast backup) or, as its sender, while new entries wait."""
+    def _replicate(self, peer: int, term: int, wake: csp.Chan, deposed: csp.Chan) -> None:
+        """Thread raft-P/replicate-J: see the module docstring."""
+        woken = csp.Recv(wake)
+        stopping = csp.Recv(self._life.stopping)
+        ended = csp.Recv(deposed)
+        requests = csp.Chan()   # to this follower's senders (unbuffered: an idle one takes it)
+        senders = 0
         while True:
             with self._lock:
-                if self._life.is_stopping or self._role != LEADER or self._current_term != term:
-                    self._sender_done(peer, term, owns_sender)
+                if not self._leads(term):
                     return
-                self._sync()   # the leader's own entries are durable before it sends them
-                prev = self._next_index[peer] - 1
-                args = AppendEntriesArgs(term, self._me, prev, self._log[prev].term,
-                                         self._log[prev + 1:], self._commit_index)
-            reply = self._peers[peer].call("append_entries", args)
+                method, args = self._request_for(peer, term)
+                behind = self._next_index[peer] <= self._log.last_index
+                point = self._durability_point()
+            self._make_durable(point)   # the leader's own entries, and its term, go out durable
+            heartbeat_due = time.monotonic() + self._heartbeat_seconds
+            request = (method, args)
+            case, _, _ = csp.select_case(csp.Send(requests, request), stopping, ended,
+                                         default=True)
+            if case is None and senders < SENDERS_PER_FOLLOWER:
+                senders += 1
+                csp.go(self._send, peer, term, request, requests, deposed,
+                       name=f"raft-{self._me}/send-{peer}.{senders}")
+            elif case is None:
+                case, _, _ = csp.select_case(csp.Send(requests, request), stopping, ended)
+            if case is stopping or case is ended:
+                return
+            if behind:
+                continue
+            remaining = heartbeat_due - time.monotonic()
+            if remaining > 0:
+                case, _, _ = csp.select_case(woken, stopping, ended,
+                                             csp.Recv(csp.after(remaining)))
+                if case is stopping or case is ended:
+                    return
+
+    def _send(self, peer: int, term: int, request, requests: csp.Chan,
+              deposed: csp.Chan) -> None:
+        """Thread raft-P/send-J.k: carries the replicator's requests to `peer` one call at a
+        time and applies each reply under the lock."""
+        asked = csp.Recv(requests)
+        stopping = csp.Recv(self._life.stopping)
+        ended = csp.Recv(deposed)
+        while True:
+            method, args = request
+            reply = self._peers[peer].call(method, args)
             with self._lock:
-                if reply is None or self._life.is_stopping:
-                    if owns_sender:   # lost: the next heartbeat retries; no hot loop here
-                        self._sending[peer] = self._resend[peer] = False
+                if not self._leads(term):
                     return
-                if reply.term > self._current_term:
-                    self._become_follower(reply.term)
-                if self._role != LEADER or self._current_term != term:
-                    self._sender_done(peer, term, owns_sender)
-                    return
-                if reply.success:
-                    match = prev + len(args.entries)
-                    if match > self._match_index[peer]:
-                        self._match_index[peer] = match
-                    self._next_index[peer] = max(self._next_index[peer], match + 1)
-                    self._set_commit_index(rules.leader_commit_index(
-                        self._log, self._match_index, term, self._commit_index))
-                    if self._sender_done(peer, term, owns_sender):
-                        continue
-                    return
-                if self._next_index[peer] != prev + 1:
-                    # Another reply moved it meanwhile; that sender carries on.
-                    if self._sender_done(peer, term, owns_sender):
-                        continue
-                    return
-                self._next_index[peer] = rules.next_index_after_rejection(
-                    self._log, reply, self._next_index[peer])
+                if self._take_reply(peer, args, reply):
+                    self._wake_replicator(peer)
+            case, request, _ = csp.select_case(asked, stopping, ended)
+            if case is not asked:
+                return
+
+    def _request_for(self, peer: int, term: int):
+        """(method, args): what `peer` needs next, from next_index[peer], which then moves
+        past it (the replies correct it: a rejection or a lost call moves it back)."""
+        next_index = self._next_index[peer]
+        if next_index <= self._log.snapshot_index:
+            self._next_index[peer] = self._log.snapshot_index + 1
+            return "install_snapshot", InstallSnapshotArgs(
+                term, self._me, self._log.snapshot_index, self._log.snapshot_term,
+                self._snapshot)
+        prev = next_index - 1
+        entries = self._log[next_index:next_index + MAX_ENTRIES_PER_APPEND]
+        self._next_index[peer] = next_index + len(entries)
+        return "append_entries", AppendEntriesArgs(term, self._me, prev, self._log[prev].term,
+                                                   entries, self._commit_index)
+
+    def _take_reply(self, peer: int, args, reply) -> bool:
+        """Apply `peer`'s reply to `args` (None: the call failed); True when the replicator
+        should send again at once (next_index moved back after a rejection)."""
+        if isinstance(args, InstallSnapshotArgs):
+            sent_from, match = args.last_included_index, args.last_included_index
+        else:
+            sent_from, match = args.prev_log_index + 1, args.prev_log_index + len(args.entries)
+        floor = self._match_index[peer] + 1
+        if reply is None:   # resend from there at the next heartbeat; no hot loop
+            self._next_index[peer] = max(floor, min(self._next_index[peer], sent_from))
+            return False
+        if reply.term > self._current_term:
+            self._become_follower(reply.term)
+            return False
+        if isinstance(args, AppendEntriesArgs) and not reply.success:
+            backed = rules.next_index_after_rejection(self._log, reply, args.prev_log_index + 1)
+            was = self._next_index[peer]
+            self._next_index[peer] = max(floor, min(was, backed))
+            return self._next_index[peer] < was
+        if match > self._match_index[peer]:
+            self._match_index[peer] = match
+            self._advance_leader_commit()
+        self._next_index[peer] = max(self._next_index[peer], match + 1)
+        return False
+
+    def _wake_replicator(self, peer: int) -> None:
+        wake = self._wakes[peer] if self._wakes else None
+        if wake is not None:
+            csp.select(csp.Send(wake, None), default=True)
+
+    def _advance_leader_commit(self) -> None:
+        self._set_commit_index(rules.leader_commit_index(
+            self._log, self._match_index, self._current_term, self._commit_index))
 
     def _set_commit_index(self, index: int) -> None:
         if index > self._commit_index:
-            self._commit_index = min(index, len(self._log) - 1)
+            self._commit_index = min(index, self._log.last_index)
             self._commit_changed.notify_all()
 
     # ---- the threads --------------------------------------------------------------------------
 
     def _ticker(self) -> None:
-        with self._lock:
-            while not self._life.is_stopping:
-                now = time.monotonic()
-                if self._role == LEADER:
-                    if now >= self._next_heartbeat:
-                        self._replicate_to_all()
-                    deadline = self._next_heartbeat
-                else:
-                    if now >= self._election_deadline:
-                        self._start_election()
-                        continue
-                    deadline = self._election_deadline
-                self._wake_ticker.wait(max(deadline - time.monotonic(), 0.001))
+        while True:
+            with self._lock:
+                while True:
+                    if self._life.is_stopping:
+                        return
+                    now = time.monotonic()
+                    if self._role != LEADER and now >= self._election_deadline:
+                        break
+                    timeout = (None if self._role == LEADER
+                               else max(self._election_deadline - now, 0.001))
+                    self._wake_ticker.wait(timeout)
+                args, point = self._start_election()
+                peers = [] if self._role == LEADER else [
+                    peer for peer in range(len(self._peers)) if peer != self._me]
+            self._make_durable(point)   # its vote for itself is durable before it asks
+            for peer in peers:
+                csp.go(self._ask_vote, peer, args, name=f"raft-{self._me}/vote-{peer}")
 
     def _applier(self) -> None:
         stopping = csp.Recv(self._life.stopping)
         while True:
             with self._lock:
-                while not self._life.is_stopping and self._last_applied >= self._commit_index:
+                while (not self._life.is_stopping and not self._snapshot_owed
+                       and self._last_applied >= self._commit_index):
                     self._commit_changed.wait()
                 if self._life.is_stopping:
                     return
-                first = self._last_applied + 1
-                batch = [ApplyCommand(index, self._log[index].command)
-                         for index in range(first, self._commit_index + 1)]
-            for command in batch:
-                case, _, _ = csp.select_case(csp.Send(self._apply_ch, command), stopping)
+                if self._snapshot_owed:
+                    self._snapshot_owed = False
+                    batch = [ApplySnapshot(self._log.snapshot_index, self._log.snapshot_term,
+                                           self._snapshot)]
+                else:
+                    # The service's own snapshot may already cover what it was sent.
+                    first = max(self._last_applied, self._log.snapshot_index) + 1
+                    self._last_applied = first - 1
+                    batch = [ApplyCommand(index, self._log[index].command)
+                             for index in range(first, self._commit_index + 1)]
+            for message in batch:
+                case, _, _ = csp.select_case(csp.Send(self._apply_ch, message), stopping)
                 if case is stopping:
                     return
                 with self._lock:
-                    self._last_applied = command.index
+                    self._last_applied = max(self._last_applied, message.index)
+                    if self._snapshot_owed:
+                        break   # a snapshot came in: it goes first, then commands after it
 
-    # ---- persistence (under the lock) ---------------------------------------------------------
+    # ---- persistence --------------------------------------------------------------------------
 
     def _save_state(self) -> None:
-        self._unsynced = True
+        """Under the lock."""
+        self._saves += 1
         if self._persister is not None:
             self._persister.save_state(self._current_term, self._voted_for)
 
     def _save_log(self, first_index: int) -> None:
-        """log[first_index:] replaced what was persisted from first_index on."""
-        self._synced_index = min(self._synced_index, first_index - 1)
-        self._unsynced = True
+        """Under the lock: log[first_index:] replaced what was saved from first_index on."""
+        if first_index <= self._durable_index:
+            self._durable_index = first_index - 1
+            self._log_epoch += 1
+        self._saves += 1
         if self._persister is not None:
             self._persister.save_log(first_index, self._log[first_index:])
 
-    def _sync(self) -> None:
-        """Everything saved so far is durable; as leader, counts its own log toward commits."""
-        if not self._unsynced:
-            return
+    def _durability_point(self) -> tuple[int, int, int]:
+        """Under the lock: what a later _make_durable must cover."""
+        return self._saves, self._log_epoch, self._log.last_index
+
+    def _make_durable(self, point: tuple[int, int, int]) -> None:
+        """WITHOUT the lock: everything saved up to `point` is durable when this returns;
+        as leader, the peer then counts its own log toward commits."""
+        saves, epoch, last_index = point
+        with self._lock:
+            if self._durable_saves >= saves and (epoch != self._log_epoch
+                                                 or self._durable_index >= last_index):
+                return
         if self._persister is not None:
             self._persister.sync()
-        self._unsynced = False
-        last = self._synced_index = len(self._log) - 1
-        if self._role == LEADER:
-            self._match_index[self._me] = last
-            self._set_commit_index(rules.leader_commit_index(
-                self._log, self._match_index, self._current_term, self._commit_index))
+        with self._lock:
+            self._durable_saves = max(self._durable_saves, saves)
+            if epoch == self._log_epoch and last_index > self._durable_index:
+                self._durable_index = last_index
+                if self._role == LEADER and not self._life.is_stopping:
+                    self._match_index[self._me] = self._durable_index
+                    self._advance_leader_commit()
 
     def _restore(self) -> None:
         if self._persister is None:
             return
         self._current_term, self._voted_for, entries = self._persister.load()
-        self._log = [LogEntry(0, None)] + list(entries)
-        self._synced_index = len(self._log) - 1
+        index, term, self._snapshot = self._persister.load_snapshot()
+        self._log = Log(entries, index, term)
+        self._commit_index = index
+        self._snapshot_owed = index > 0
+        self._durable_index = self._log.last_index

@@ -96,13 +96,14 @@ class Run:
         commit index) as read together."""
         # White-box: Figure 2's state, read consistently under the peer's own lock.
         with raft._lock:
-            log = list(raft._log)
+            log = raft._log.copy()   # global indices; those a snapshot took cannot be read
             term = raft._current_term
             is_leader = raft._role == "leader"
             commit = raft._commit_index
-        if log[0].term != 0:
+        start = log.snapshot_index
+        if start == 0 and log[0].term != 0:
             self.fail(f"peer {i}'s log lost its sentinel: {log[0]}")
-        for index in range(1, len(log)):
+        for index in range(start + 1, len(log)):
             entry, previous = log[index], log[index - 1]
             if entry.term < previous.term or entry.term > term:
                 self.fail(f"peer {i} (term {term}) has an entry of term {entry.term} at "
@@ -121,7 +122,7 @@ class Run:
         if commit > len(log) - 1:
             self.fail(f"peer {i} has commit index {commit} past its last entry {len(log) - 1}")
         self.commit_indexes[i] = commit
-        for index in range(1, commit + 1):
+        for index in range(start + 1, commit + 1):
             entry = (log[index].term, log[index].command)
             known, first_term = self.committed.setdefault(index, (entry, term))
             if known != entry:
@@ -135,6 +136,8 @@ class Run:
         """An entry a peer had committed while in term U was committed in a term <= U, so
         every leader of a later term holds it."""
         for index, (entry, committed_by_term) in self.committed.items():
+            if index <= log.snapshot_index:
+                continue   # in its snapshot: the apply checker vouches for those
             if committed_by_term < term and (
                     index >= len(log) or (log[index].term, log[index].command) != entry):
                 self.fail(f"Leader Completeness: peer {i}, leader of term {term}, lacks "

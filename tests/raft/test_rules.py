@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raft import rules
+from raft.log import Log
 from raft.messages import AppendEntriesArgs, AppendEntriesReply, LogEntry, RequestVoteArgs
 
 
@@ -21,8 +22,8 @@ def entry(term: int, index: int) -> LogEntry:
     return LogEntry(term, f"t{term}@{index}")
 
 
-def make_log(terms: list[int]) -> list[LogEntry]:
-    return [LogEntry(0, None)] + [entry(term, index) for index, term in enumerate(terms, 1)]
+def make_log(terms: list[int]) -> Log:
+    return Log([entry(term, index) for index, term in enumerate(terms, 1)])
 
 
 def terms_of(log: list[LogEntry]) -> list[int]:
@@ -45,7 +46,7 @@ def accept_entries(log: list[LogEntry], args: AppendEntriesArgs,
     reply, first, offset = rules.plan_append(log, args, current_term)
     if first is None:
         return log, reply
-    new_log = list(log)
+    new_log = log.copy()
     del new_log[first:]
     new_log.extend(args.entries[offset:])
     return new_log, reply
@@ -391,7 +392,7 @@ def test_property_fast_backup_converges_without_overshooting(logs):
         assert 1 <= new_next <= next_index - 1
         assert new_next - 1 >= agree, "backed up past the point where the logs agree"
         next_index = new_next
-    assert follower[:len(leader)] == leader
+    assert follower[:len(leader)] == leader[:]
 
 
 @settings(max_examples=300, deadline=None)
