@@ -462,9 +462,11 @@ class Raft:
             self._become_follower(reply.term)
             return False
         if isinstance(args, AppendEntriesArgs) and not reply.success:
+            # Not floored at match_index: a follower that lost its log (kept in memory only)
+            # must still be brought back; a stale rejection costs only a resend.
             backed = rules.next_index_after_rejection(self._log, reply, args.prev_log_index + 1)
             was = self._next_index[peer]
-            self._next_index[peer] = max(floor, min(was, backed))
+            self._next_index[peer] = min(was, backed)
             return self._next_index[peer] < was
         if match > self._match_index[peer]:
             self._match_index[peer] = match

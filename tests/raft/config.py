@@ -6,23 +6,32 @@ up to 30 times, sleeping 10 ms doubling up to 1 s. Failures raise AssertionError
 course's messages. The apply checker fails on any disagreement between peers at an index, on a
 gap ("apply out of order") and on a non-int command.
 
+With `snapshot=True` the readers act as MIT's snapshotting service (lab 3D's applierSnap):
+after applying index i with (i + 1) % SNAPSHOT_INTERVAL == 0 a reader hands its peer a snapshot
+of every command applied through i (`raft.snapshot(i, ...)`); an `ApplySnapshot` replaces the
+reader's record of applied commands with the snapshot's; a peer (re)started on a persisted
+snapshot begins from it. `log_size()` is the largest persisted Raft state, the snapshot not
+counted, as MIT's `LogSize()`.
+
 Threads: one `raft-tester/applier-i` per running peer, reading its apply_ch; the checker's
 record of applied commands is guarded by one lock (tests may use locks).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import string
 import threading
 import time
 
 import csp
-from raft import Raft
+from raft import ApplySnapshot, Raft
 from raft.persister import MemoryPersister
 from rpc import simnet
 
 RAFT_ELECTION_TIMEOUT_SECONDS = 1.0
+SNAPSHOT_INTERVAL = 10
 
 
 def _random_name() -> str:
@@ -30,8 +39,12 @@ def _random_name() -> str:
 
 
 class Config:
-    def __init__(self, n: int, unreliable: bool, seed: int | None = None) -> None:
+    def __init__(self, n: int, unreliable: bool, seed: int | None = None,
+                 snapshot: bool = False) -> None:
         self.n = n
+        self.snapshot = snapshot
+        self.last_applied = [0] * n   # snapshot mode: the last index each reader applied
+        self.snapshots_applied = 0    # ApplySnapshot messages read, over all peers
         self.net = simnet.Network(seed)
         self.net.long_delays(True)
         self.net.reliable(not unreliable)
@@ -62,14 +75,22 @@ class Config:
             ends.append(end)
         with self._lock:
             self.logs[i] = {}
-        apply_ch = csp.Chan()
-        done = csp.Chan()
-        reader = csp.go(self._read_applies, i, apply_ch, done, name=f"raft-tester/applier-{i}")
-        self._readers[i] = (done, reader)
+            self.last_applied[i] = 0
         # A fresh persister holding the last persisted state, so that the old instance, were it
         # still running somewhere, could not overwrite the new one's (as MIT's tester does).
         self.saved[i] = self.saved[i].copy() if self.saved[i] is not None else MemoryPersister()
+        if self.snapshot:
+            index, _, data = self.saved[i].load_snapshot()
+            if index:
+                self._record_error(self._ingest_snapshot(i, data, -1))
+        apply_ch = csp.Chan()
+        done = csp.Chan()
+        handoff = csp.Chan(1)   # the reader's Raft, once made
+        reader = csp.go(self._read_applies, i, apply_ch, done, handoff,
+                        name=f"raft-tester/applier-{i}")
+        self._readers[i] = (done, reader)
         raft = Raft(ends, i, apply_ch, persister=self.saved[i])
+        handoff.send(raft)
         self.rafts[i] = raft
         server = simnet.Server()
         server.add_service(raft, "Raft")
@@ -90,15 +111,70 @@ class Config:
             reader[1].join()
             self._readers[i] = None
 
-    def _read_applies(self, i: int, apply_ch: csp.Chan, done: csp.Chan) -> None:
+    def _read_applies(self, i: int, apply_ch: csp.Chan, done: csp.Chan,
+                      handoff: csp.Chan) -> None:
+        stopped = csp.Recv(done)
+        case, raft, _ = csp.select_case(csp.Recv(handoff), stopped)
+        if case is stopped:
+            return
+        applied = csp.Recv(apply_ch)
         while True:
-            index, message, _ = csp.select(csp.Recv(apply_ch), csp.Recv(done))
-            if index == 1:
+            case, message, _ = csp.select_case(applied, stopped)
+            if case is stopped:
                 return
-            error = self._check_apply(i, message)
-            if error is not None:
+            if isinstance(message, ApplySnapshot):
                 with self._lock:
-                    self.apply_error = self.apply_error or error
+                    self.snapshots_applied += 1
+                error = (self._ingest_snapshot(i, message.snapshot, message.index)
+                         if self.snapshot else f"server {i} sent a snapshot unasked")
+            elif self.snapshot:
+                error = self._apply_and_snapshot(i, raft, message)
+            else:
+                error = self._check_apply(i, message)
+            self._record_error(error)
+
+    def _record_error(self, error: str | None) -> None:
+        if error is not None:
+            with self._lock:
+                self.apply_error = self.apply_error or error
+
+    def _apply_and_snapshot(self, i: int, raft: Raft, message) -> str | None:
+        """MIT's applierSnap for one ApplyCommand."""
+        with self._lock:
+            expected = self.last_applied[i] + 1
+        if message.index != expected:
+            return (f"server {i} apply out of order, expected index {expected}, got "
+                    f"{message.index}")
+        error = self._check_apply(i, message)
+        with self._lock:
+            self.last_applied[i] = message.index
+            if (message.index + 1) % SNAPSHOT_INTERVAL == 0:
+                commands = [self.logs[i].get(j) for j in range(1, message.index + 1)]
+                data = json.dumps({"index": message.index, "log": commands}).encode()
+            else:
+                data = None
+        if error is None and data is not None:
+            raft.snapshot(message.index, data)
+        return error
+
+    def _ingest_snapshot(self, i: int, data: bytes, index: int) -> str | None:
+        """The reader's record becomes the snapshot's; `index` is the ApplySnapshot's (-1 for
+        a snapshot read from the persister at start)."""
+        try:
+            decoded = json.loads(data)
+            last_included, commands = decoded["index"], decoded["log"]
+        except (ValueError, KeyError, TypeError):
+            return f"server {i}: snapshot decode error"
+        if index != -1 and index != last_included:
+            return f"server {i} snapshot doesn't match m.SnapshotIndex"
+        with self._lock:
+            self.logs[i] = {j: command for j, command in enumerate(commands, 1)}
+            self.last_applied[i] = last_included
+        return None
+
+    def log_size(self) -> int:
+        """The largest persisted Raft state (snapshot not counted), in bytes."""
+        return max(saved.raft_state_size() for saved in self.saved if saved is not None)
 
     def _check_apply(self, i: int, message) -> str | None:
         if type(message.command) is not int:

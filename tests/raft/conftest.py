@@ -9,8 +9,8 @@ from tests.raft.config import Config
 def make_config():
     configs = []
 
-    def make(n: int, unreliable: bool = False, seed=None) -> Config:
-        config = Config(n, unreliable, seed)
+    def make(n: int, unreliable: bool = False, seed=None, snapshot: bool = False) -> Config:
+        config = Config(n, unreliable, seed, snapshot)
         configs.append(config)
         return config
 

@@ -4,6 +4,7 @@ record cut off with a warning; damage before more data -> CorruptStateError) and
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -614,3 +615,136 @@ def test_stale_tmp_file_from_a_crashed_compaction_is_ignored(tmp_path, monkeypat
     assert any(later < earlier for earlier, later in zip(sizes, sizes[1:]))
     assert reopen(path) == (3, 1, entries((1, "a"), (3, "b")))
     assert os.listdir(tmp_path) == ["state.raft"]
+
+
+# ---- snapshots --------------------------------------------------------------------------------
+
+def test_snapshot_trims_the_log_it_covers(persister):
+    persister.save_state(3, 1)
+    persister.save_log(1, entries((1, "a"), (2, "b"), (3, "c"), (3, "d")))
+    persister.save_snapshot(2, 2, b"through two")
+    persister.sync()
+    assert persister.load_snapshot() == (2, 2, b"through two")
+    assert persister.load() == (3, 1, entries((3, "c"), (3, "d")))
+    persister.save_log(4, entries((4, "d2")))       # indices stay global
+    assert persister.load()[2] == entries((3, "c"), (4, "d2"))
+    with pytest.raises(ValueError):
+        persister.save_log(2, [])                   # inside the snapshot
+    with pytest.raises(ValueError):
+        persister.save_snapshot(2, 2, b"again")     # not past the snapshot
+    assert persister.load_snapshot() == (2, 2, b"through two")
+
+
+def test_snapshot_of_an_entry_the_log_lacks_drops_the_whole_log(persister):
+    persister.save_log(1, entries((1, "a"), (1, "b")))
+    persister.save_snapshot(2, 5, b"from the leader")   # (2, 5) is not in this log
+    assert persister.load()[2] == []
+    persister.save_snapshot(9, 6, b"far ahead")
+    assert persister.load_snapshot() == (9, 6, b"far ahead")
+    persister.save_log(10, entries((6, "x")))
+    assert persister.load()[2] == entries((6, "x"))
+
+
+def test_empty_snapshot_state_loads_as_none(persister):
+    assert persister.load_snapshot() == (0, 0, b"")
+
+
+def test_memory_copy_carries_the_snapshot():
+    p = MemoryPersister()
+    p.save_log(1, entries((1, "a"), (1, "b")))
+    p.save_snapshot(1, 1, b"s")
+    twin = p.copy()
+    p.save_snapshot(2, 1, b"t")
+    assert twin.load_snapshot() == (1, 1, b"s") and twin.load()[2] == entries((1, "b"))
+
+
+def test_file_snapshot_survives_reopen_and_compaction(tmp_path, monkeypatch):
+    monkeypatch.setattr(persister_module, "COMPACT_MIN_BYTES", 512)
+    path = str(tmp_path / "state.raft")
+    p = FilePersister(path)
+    blob = bytes(range(256)) * 4
+    for round_ in range(1, 60):
+        p.save_log(10 * round_ - 9, entries(*[(round_, f"c{round_}.{k}") for k in range(10)]))
+        p.save_snapshot(10 * round_ - 2, round_, blob + bytes([round_]))
+        p.sync()
+    size = os.path.getsize(path)
+    p.close()
+    assert size < 4 * (len(blob) * 4 // 3 + 1000), size   # the snapshot bounds the file
+    q = FilePersister(path)
+    assert q.load_snapshot() == (588, 59, blob + bytes([59]))
+    assert q.load()[2] == entries((59, "c59.8"), (59, "c59.9"))
+    assert q.raft_state_size() < 400
+    q.close()
+    assert os.listdir(tmp_path) == ["state.raft"]
+
+
+def test_file_torn_snapshot_record_is_cut_off(tmp_path, caplog):
+    path = str(tmp_path / "state.raft")
+    p = FilePersister(path)
+    p.save_log(1, entries((1, "a"), (1, "b")))
+    p.close()
+    good = read(path)
+    p = FilePersister(path)
+    p.save_snapshot(1, 1, b"x" * 100)
+    p.close()
+    whole = read(path)
+    write(path, whole[:len(good) + 30])               # a crash mid-write
+    with caplog.at_level(logging.WARNING, logger="raft"):
+        assert reopen(path) == (0, None, entries((1, "a"), (1, "b")))
+    assert raft_warnings(caplog)
+    assert FilePersister(path).load_snapshot() == (0, 0, b"")
+
+
+def test_file_damaged_snapshot_is_refused_naming_file_and_offset(tmp_path):
+    path = str(tmp_path / "state.raft")
+    p = FilePersister(path)
+    p.save_log(1, entries((1, "a"), (1, "b")))
+    p.close()
+    start = len(read(path))
+    p = FilePersister(path)
+    p.save_snapshot(1, 1, b"y" * 100)
+    p.save_state(2, None)
+    p.close()
+    data = bytearray(read(path))
+    data[start + HEADER.size + 40] ^= 0x01            # inside the snapshot, more data after
+    write(path, bytes(data))
+    with pytest.raises(CorruptStateError) as info:
+        FilePersister(path)
+    assert path in str(info.value) and f"byte {start}" in str(info.value)
+
+
+@pytest.mark.parametrize("fields", [
+    [1, 1, "not bytes"], [0, 1, {"b": ""}], ["1", 1, {"b": ""}], [5, -1, {"b": ""}]])
+def test_file_snapshot_record_that_does_not_fit_is_corrupt(tmp_path, fields):
+    data, path = _base(tmp_path)
+    payload = json.dumps({"d": {"n": fields}}).encode()
+    contents = data + record_bytes(payload)
+    write(path, contents)
+    with pytest.raises(CorruptStateError) as info:
+        FilePersister(path)
+    assert f"byte {len(data)}" in str(info.value)
+    assert read(path) == contents
+
+
+def test_file_concurrent_saves_and_syncs(tmp_path):
+    """Raft saves under its lock while other threads sync: every save is in the file."""
+    import threading
+    path = str(tmp_path / "state.raft")
+    p = FilePersister(path)
+    lock = threading.Lock()
+    count = [0]
+
+    def saver():
+        for _ in range(200):
+            with lock:
+                count[0] += 1
+                p.save_log(count[0], entries((1, count[0])))
+            p.sync()
+
+    threads = [threading.Thread(target=saver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    p.close()
+    assert reopen(path)[2] == entries(*[(1, k) for k in range(1, 801)])
