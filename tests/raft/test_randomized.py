@@ -188,7 +188,9 @@ class Run:
             self.heal()
             self.history.append("heal")
         elif action == "submit":
-            for _ in range(rng.randint(1, 3)):
+            # With snapshots, enough commands that peers snapshot (every 10) and that a peer
+            # cut off falls behind a snapshot.
+            for _ in range(rng.randint(4, 12) if self.cfg.snapshot else rng.randint(1, 3)):
                 self.submit()
         else:
             self.history.append("wait")
