@@ -150,9 +150,11 @@ def test_leader_sends_install_snapshot_to_a_follower_behind_it():
     ends[1] = make(1, csp.Chan(64), (300.0, 400.0))
     ends[0] = leader = make(0, leader_ch, (0.05, 0.1))
     try:
+        won_by = csp.after(WAIT_SECONDS)
         for k in range(1, 13):
-            while not leader.put_command(k)[2]:
-                csp.after(0.02).recv()   # until it has won its election
+            while not leader.put_command(k)[2]:   # until it has won its election
+                assert not won_by.closed and won_by.empty(), "peer 0 never led"
+                csp.after(0.02).recv()
         assert [next_message(leader_ch) for _ in range(12)] == [
             ApplyCommand(k, k) for k in range(1, 13)]
         leader.snapshot(10, b"ten")
