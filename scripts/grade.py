@@ -19,8 +19,27 @@ does. A group whose test is not written yet is shown as missing and earns nothin
 runs in a fresh pytest process, so one hang or crash costs only that group. On a terminal a
 progress line says which group is running; piped, only the table lines are printed.
 
+Grading a student's submission (p0-p3; scripts/kits.py says which files are the student's):
+
+    scripts/grade pN --submission DIR [--gradescope results.json] [--json]
+
+copies the repository to a temporary directory, turns every student file into its starter
+stub (scripts/starter.py) and lays over it only the student files found in DIR (at their
+paths, under one top folder, or by name alone when the name is unambiguous); anything else in
+DIR is ignored and listed. Then each group runs as above, in its own process group with a time
+limit (--group-seconds), a memory limit (--memory-mb, RLIMIT_DATA) and an output limit
+(--output-mb, RLIMIT_FSIZE): a group that hangs, loops, prints without end or leaves threads
+or processes behind is stopped, costs only its own points, and everything it started is
+killed (its process group, and any process carrying the run's GRADE_RUN_MARKER). --gradescope
+writes Gradescope's results.json: one test per group, its output the failing assertion and
+its message. --only LABEL (repeatable) grades only the groups whose label contains LABEL;
+--jobs N runs N groups at a time.
+
 Exit status: 0 when every group passed, 1 when any group failed or is missing (full marks or
 not), 2 for a bad argument.
+
+Threads: the main thread prints; with --jobs N, N worker threads each wait on one group's
+process (a group's process and its output files belong to the worker running it).
 """
 
 from __future__ import annotations
@@ -30,15 +49,25 @@ import glob
 import json
 import os
 import re
+import resource
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # run as a script: the repository's packages are importable
+sys.path.insert(0, HERE)  # and kits.py, starter.py beside it
 
-from csp.cli import StatusLine  # noqa: E402 - needs the path above
+import kits  # noqa: E402 - needs the path above
+import starter  # noqa: E402
+from csp.cli import StatusLine  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -181,14 +210,19 @@ def resolve(target: str) -> str | None:
 @dataclass(frozen=True)
 class Outcome:
     """How one group's run went: status "pass", "fail", "error" or "missing"; `reason` one
-    line saying why (empty when it passed); `summary` pytest's own last line."""
+    line saying why (empty when it passed); `summary` pytest's own last line; `detail` the
+    failing assertion and its message as pytest reported them (its `E` lines), cut to
+    DETAIL_CHARS."""
     status: str
     seconds: float
     reason: str
     summary: str = ""
+    detail: str = ""
 
 
 REASON_CHARS = 100
+DETAIL_CHARS = 1500
+DETAIL_LINES = 20
 SHORT_SUMMARY = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
 
 
@@ -220,7 +254,32 @@ def outcome_of(returncode: int, stdout: str, stderr: str, seconds: float) -> Out
                   or f"pytest exited with status {returncode}")
     if len(reason) > REASON_CHARS:
         reason = reason[:REASON_CHARS - 3] + "..."
-    return Outcome(status, seconds, reason, summary)
+    test = ""
+    if first is not None and "::" in first.group(2):
+        test = first.group(2).rsplit("::", 1)[-1]
+    detail = _error_lines(lines, test) or reason
+    if len(detail) > DETAIL_CHARS:
+        detail = detail[:DETAIL_CHARS - 3] + "..."
+    return Outcome(status, seconds, reason, summary, detail)
+
+
+def _error_lines(lines: list[str], test: str) -> str:
+    """The `E ...` lines (the failing assertion, its message and the values pytest compared)
+    of the first run of them in the report on `test` (or of the whole output), at most
+    DETAIL_LINES of them."""
+    start = 0
+    if test:
+        heading = re.compile(rf"^_+ (?:ERROR at \w+ of )?{re.escape(test)} _+$")
+        start = next((n for n, line in enumerate(lines) if heading.match(line)), 0)
+    found: list[str] = []
+    for line in lines[start:]:
+        if line.startswith("E "):
+            found.append(line[1:].strip())
+            if len(found) == DETAIL_LINES:
+                break
+        elif found:
+            break
+    return "\n".join(found)
 
 
 def _first_error_line(lines: list[str], test: str = "") -> str:
@@ -238,18 +297,142 @@ def _first_error_line(lines: list[str], test: str = "") -> str:
     return ""
 
 
-def run_group(targets: list[str]) -> Outcome:
-    """Run one group in its own pytest process; "missing" (then nothing ran) when a target is
-    not written yet."""
+@dataclass(frozen=True)
+class Limits:
+    """What one group's pytest process (and everything it starts) may use: wall-clock
+    `seconds` and `memory_mb` (RLIMIT_DATA: heap, thread stacks, mappings) or None for no
+    limit, and `output_mb` for any one file it writes (RLIMIT_FSIZE, its stdout included)."""
+    seconds: float | None = None
+    memory_mb: int | None = None
+    output_mb: int = 64
+
+
+OWN_CODE_LIMITS = Limits()  # our own code: as before, no time or memory limit
+SUBMISSION_LIMITS = Limits(seconds=600.0, memory_mb=4096)
+KEEP_OUTPUT_BYTES = 256 * 1024  # of a run's stdout and stderr, each end kept for the reason
+MARKER_VARIABLE = "GRADE_RUN_MARKER"
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A contained run: its exit status (negative: the signal that ended it), its output
+    (the first and last KEEP_OUTPUT_BYTES of each stream), and whether the time ran out."""
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    seconds: float
+
+
+def _apply_limits(limits: Limits) -> None:
+    """In the child, between fork and exec (Popen's preexec_fn): only setrlimit calls."""
+    if limits.memory_mb is not None:
+        size = limits.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (size, size))
+    size = limits.output_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+def _ends_of(file) -> str:
+    """A run's output file: whole if short, else its first and last KEEP_OUTPUT_BYTES (what
+    pytest says first, and its summary at the end), the middle cut out."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(0)
+    if size <= 2 * KEEP_OUTPUT_BYTES:
+        data = file.read()
+    else:
+        head = file.read(KEEP_OUTPUT_BYTES)
+        file.seek(size - KEEP_OUTPUT_BYTES)
+        data = head + f"\n[... {size - 2 * KEEP_OUTPUT_BYTES} bytes cut ...]\n".encode() + \
+            file.read()
+    return data.decode("utf-8", errors="replace")
+
+
+def kill_marked(marker: str) -> int:
+    """SIGKILL every process of ours whose environment carries `marker` (a run's
+    descendants that left its process group: setsid, a double fork). Linux's /proc; returns
+    how many were found. Processes we may not read are not ours, and are left alone."""
+    needle = f"{MARKER_VARIABLE}={marker}".encode()
+    found = 0
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ:
+                if needle not in environ.read().split(b"\0"):
+                    continue
+            os.kill(int(name), signal.SIGKILL)
+            found += 1
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def run_contained(command: list[str], cwd: str, limits: Limits,
+                  env: dict[str, str] | None = None) -> Ran:
+    """Run `command` in its own session (so its own process group) under `limits`; blocks
+    until it exits or its time is up (then it is killed). Afterwards nothing it started is
+    left: its process group is killed, then any process carrying this run's marker.
+    Thread-safe: each call has its own process and files."""
+    marker = uuid.uuid4().hex
+    env = dict(os.environ if env is None else env, **{MARKER_VARIABLE: marker})
+    start = time.monotonic()
+    timed_out = False
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err, start_new_session=True,
+                                preexec_fn=lambda: _apply_limits(limits))
+        try:
+            proc.wait(timeout=limits.seconds)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # the group is gone already
+            proc.wait()
+            kill_marked(marker)
+        seconds = time.monotonic() - start
+        return Ran(proc.returncode, _ends_of(out), _ends_of(err), timed_out, seconds)
+
+
+def _contained_outcome(ran: Ran, limits: Limits) -> Outcome:
+    """Read a contained pytest run: outcome_of, unless the grader had to stop it."""
+    if ran.timed_out:
+        return Outcome("error", ran.seconds, f"time limit: still running after "
+                       f"{limits.seconds:g} s, stopped", "",
+                       "the group did not finish within its time limit (a hang or a loop, "
+                       "at import or in a test, or threads that never end)")
+    if ran.returncode == -signal.SIGXFSZ:
+        reason = f"output limit: wrote more than {limits.output_mb} MB to one file, stopped"
+        return Outcome("error", ran.seconds, reason, "", reason)
+    if ran.returncode < 0:
+        name = signal.Signals(-ran.returncode).name
+        reason = f"pytest was killed by {name}"
+        if name in ("SIGKILL", "SIGSEGV", "SIGABRT") and limits.memory_mb is not None:
+            reason += f" (memory limit {limits.memory_mb} MB?)"
+        return Outcome("error", ran.seconds, reason, "", reason)
+    return outcome_of(ran.returncode, ran.stdout, ran.stderr, ran.seconds)
+
+
+def run_group(targets: list[str], root: str = ROOT,
+              limits: Limits = OWN_CODE_LIMITS) -> Outcome:
+    """Run one group in its own pytest process under `limits`, in the repository at `root`
+    (targets are resolved in ours, whose tests a grading copy shares); "missing" (then
+    nothing ran) when a target is not written yet."""
     resolved = [resolve(t) for t in targets]
     missing = [t.replace("::~", "::Test") for t, r in zip(targets, resolved) if r is None]
     if missing:
         return Outcome("missing", 0.0, "not written yet: " + ", ".join(missing))
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", *resolved],
-        cwd=ROOT, capture_output=True, text=True)
-    return outcome_of(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+    env = dict(os.environ)
+    if root != ROOT:  # a grading copy: its packages, never ours
+        env["PYTHONPATH"] = root
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    ran = run_contained(
+        [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
+         "--show-capture=no", *resolved], root, limits, env)
+    return _contained_outcome(ran, limits)
 
 
 def collect(files: tuple[str, ...], points: int, section: str) -> list[Group]:
@@ -313,16 +496,22 @@ class Table:
         return self._row(indent + label, "", f"{got:>3}/{out_of:<3}", "", "")
 
 
-def grade(project: str, out: Output) -> dict:
-    """Run one project's groups, printing its table; returns its JSON object."""
+def grade(project: str, out: Output, root: str = ROOT, limits: Limits = OWN_CODE_LIMITS,
+          only: tuple[str, ...] = (), jobs: int = 1) -> dict:
+    """Run one project's groups in the repository at `root`, printing its table as the rows
+    come in (in order); returns its JSON object. `only`: the groups whose label contains one
+    of these words (case-insensitive), all when empty. `jobs` groups run at a time."""
     title, declared = PROJECTS[project]
     groups = [row for group in declared
               for row in (collect(group.targets, group.points, group.section)
                           if group.label == "collect" else [group])]
+    if only:
+        groups = [g for g in groups if any(w.lower() in g.label.lower() for w in only)]
     out.line(f"\n{title}")
     result = {"title": title, "rows": [], "points": 0, "max": 0, "passed": True}
     if not groups:
-        out.line("  (not built yet: no graded tests)")
+        out.line("  (not built yet: no graded tests)" if not only else
+                 "  (no group's label contains " + " or ".join(map(repr, only)) + ")")
         return result
     table = Table(groups)
     out.line(table.heading())
@@ -333,46 +522,181 @@ def grade(project: str, out: Output) -> dict:
         if section:
             out.line(table.subtotal("subtotal", *subtotal, indent="    "))
 
-    for n, group in enumerate(groups, 1):
-        if group.section != section:
-            close_section()
-            section, subtotal = group.section, [0, 0]
-            if section:
-                out.line(f"  {section}")
-        out.progress(f"{project} {n}/{len(groups)}: running {group.label} ...")
-        outcome = run_group(list(group.targets))
-        got = group.points if outcome.status == "pass" else 0
-        subtotal[0] += got
-        subtotal[1] += group.points
-        result["points"] += got
-        result["max"] += group.points
-        result["passed"] &= outcome.status == "pass"
-        result["rows"].append({
-            "label": group.label, "section": group.section,
-            "targets": [resolve(t) or t for t in group.targets], "points": got,
-            "max": group.points, "status": outcome.status,
-            "seconds": round(outcome.seconds, 2), "reason": outcome.reason,
-            "summary": outcome.summary})
-        out.line(table.test(group.label, outcome, got, group.points,
-                            indent="    " if section else "  "))
+    def run(group: Group) -> Outcome:
+        return run_group(list(group.targets), root, limits)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        outcomes = pool.map(run, groups)
+        for n, group in enumerate(groups, 1):
+            if group.section != section:
+                close_section()
+                section, subtotal = group.section, [0, 0]
+                if section:
+                    out.line(f"  {section}")
+            out.progress(f"{project} {n}/{len(groups)}: running {group.label} ...")
+            outcome = next(outcomes)
+            got = group.points if outcome.status == "pass" else 0
+            subtotal[0] += got
+            subtotal[1] += group.points
+            result["points"] += got
+            result["max"] += group.points
+            result["passed"] &= outcome.status == "pass"
+            result["rows"].append({
+                "label": group.label, "section": group.section,
+                "targets": [resolve(t) or t for t in group.targets], "points": got,
+                "max": group.points, "status": outcome.status,
+                "seconds": round(outcome.seconds, 2), "reason": outcome.reason,
+                "summary": outcome.summary, "detail": outcome.detail})
+            out.line(table.test(group.label, outcome, got, group.points,
+                                indent="    " if section else "  "))
     close_section()
     out.line(table.subtotal("total", result["points"], result["max"], indent="  "))
     return result
+
+
+def prepare_copy(project: str, submission: str, copy: str) -> kits.Matched:
+    """Fill `copy` (an empty directory) with the repository, every student file of
+    `project` as its starter stub, and over them the student files found in `submission`
+    (nothing else from it); returns what was taken, ignored and absent. Raises ValueError
+    when `submission` is not a directory. Symbolic links in a submission are ignored."""
+    if not os.path.isdir(submission):
+        raise ValueError(f"{submission} is not a directory")
+    kit = kits.KITS[project]
+    for path in kits.repository_files(ROOT):
+        os.makedirs(os.path.dirname(os.path.join(copy, path)), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, path), os.path.join(copy, path))
+    submitted, links = [], []
+    for path in kits.repository_files(submission):
+        (links if os.path.islink(os.path.join(submission, path)) else submitted).append(path)
+    matched = kits.match_submission(kit, submitted)
+    for path in kit.student:
+        with open(os.path.join(ROOT, path), encoding="utf-8") as source:
+            stub = starter.stub_source(source.read())
+        if path in matched.used:
+            with open(os.path.join(submission, matched.used[path]), "rb") as taken:
+                data = taken.read()
+            with open(os.path.join(copy, path), "wb") as target:
+                target.write(data)
+        else:
+            with open(os.path.join(copy, path), "w", encoding="utf-8") as target:
+                target.write(stub)
+    return kits.Matched(matched.used, sorted(matched.ignored + links), matched.absent)
+
+
+GRADESCOPE_OUTPUT_CHARS = 4000
+
+
+def gradescope_results(project: str, result: dict, matched: kits.Matched,
+                       seconds: float) -> dict:
+    """Gradescope's results.json for one project's grading (pure): a test per group, its
+    output the failing assertion and its message; the top output says which files were
+    taken, ignored or absent. Fields as Gradescope documents them."""
+    tests = []
+    for number, row in enumerate(result["rows"], 1):
+        if row["status"] == "pass":
+            output = "passed"
+        elif row["status"] == "missing":
+            output = row["reason"]
+        else:
+            output = row["reason"]
+            if row["detail"] and row["detail"] != row["reason"]:
+                output += "\n\n" + row["detail"]
+        tests.append({
+            "name": row["label"], "number": str(number),
+            "score": row["points"], "max_score": row["max"],
+            "status": "passed" if row["status"] == "pass" else "failed",
+            "output": output[:GRADESCOPE_OUTPUT_CHARS], "output_format": "text",
+            "visibility": "visible",
+            "tags": [project] + ([row["section"]] if row["section"] else [])})
+    lines = [f"{result['title']}: {result['points']}/{result['max']}"]
+    lines.append("graded from your submission: " + (", ".join(matched.used) or "nothing"))
+    if matched.absent:
+        lines.append("not in your submission (graded as the starter stub): "
+                     + ", ".join(matched.absent))
+    if matched.ignored:
+        lines.append("ignored (only the student files are graded): "
+                     + ", ".join(matched.ignored))
+    return {"score": result["points"], "execution_time": round(seconds, 1),
+            "output": "\n".join(lines)[:GRADESCOPE_OUTPUT_CHARS], "output_format": "text",
+            "visibility": "visible", "stdout_visibility": "visible", "tests": tests}
+
+
+def grade_submission(args: argparse.Namespace, out: Output) -> dict:
+    """Grade `args.submission` as project `args.project`: a temporary copy (see
+    prepare_copy), the table, and the copy removed. Returns the project's JSON object with a
+    "submission" entry (used, ignored, absent); writes --gradescope's file when asked.
+    Raises ValueError for a bad submission directory."""
+    start = time.monotonic()
+    limits = Limits(seconds=args.group_seconds, memory_mb=args.memory_mb,
+                    output_mb=args.output_mb)
+    with tempfile.TemporaryDirectory(prefix="grade-submission-") as copy:
+        matched = prepare_copy(args.project, caller_path(args.submission), copy)
+        out.line(f"submission {args.submission}")
+        out.line("  graded: " + (", ".join(f"{s} (from {f})" if s != f else s
+                                           for s, f in matched.used.items()) or "nothing"))
+        if matched.absent:
+            out.line("  absent, graded as the starter stub: " + ", ".join(matched.absent))
+        if matched.ignored:
+            out.line("  ignored (not a student file): " + ", ".join(matched.ignored))
+        result = grade(args.project, out, copy, limits, tuple(args.only), args.jobs)
+    result["submission"] = {"used": matched.used, "ignored": matched.ignored,
+                            "absent": matched.absent}
+    if args.gradescope:
+        document = gradescope_results(args.project, result, matched, time.monotonic() - start)
+        path = caller_path(args.gradescope)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=2)
+    return result
+
+
+def caller_path(path: str) -> str:
+    """`path` as the caller meant it: scripts/grade moves to the repository root and says in
+    CALLER_PWD where the caller was."""
+    return os.path.join(os.environ.get("CALLER_PWD", os.getcwd()), os.path.expanduser(path))
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="scripts/grade", description=__doc__.splitlines()[0])
     parser.add_argument("project", nargs="?", default="all", choices=[*PROJECTS, "all"])
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--submission", metavar="DIR",
+                        help="grade a student's files in DIR instead of our own code")
+    parser.add_argument("--gradescope", metavar="RESULTS_JSON",
+                        help="with --submission: write Gradescope's results.json here")
+    parser.add_argument("--only", metavar="LABEL", action="append", default=[],
+                        help="only the groups whose label contains LABEL (repeatable)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="groups run at a time (default 1)")
+    parser.add_argument("--group-seconds", type=float, default=SUBMISSION_LIMITS.seconds,
+                        metavar="S", help="with --submission: a group's time limit")
+    parser.add_argument("--memory-mb", type=int, default=SUBMISSION_LIMITS.memory_mb,
+                        metavar="MB", help="with --submission: a group's memory limit")
+    parser.add_argument("--output-mb", type=int, default=SUBMISSION_LIMITS.output_mb,
+                        metavar="MB", help="a group's limit on any one file it writes")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    problem = _bad_combination(args)
+    if problem:
+        print(f"scripts/grade: error: {problem}", file=sys.stderr)
+        return 2
     out = Output(args.json)
-    chosen = list(PROJECTS) if args.project == "all" else [args.project]
     document: dict = {}
-    for project in chosen:
-        document[project] = grade(project, out)
+    if args.submission:
+        try:
+            document[args.project] = grade_submission(args, out)
+        except (ValueError, OSError, SyntaxError) as exc:
+            out.clear()
+            print(f"scripts/grade: error: {exc}", file=sys.stderr)
+            return 2
+        chosen = [args.project]
+    else:
+        chosen = list(PROJECTS) if args.project == "all" else [args.project]
+        own = Limits(output_mb=args.output_mb)
+        for project in chosen:
+            document[project] = grade(project, out, ROOT, own, tuple(args.only), args.jobs)
     total = {"points": sum(d["points"] for d in document.values()),
              "max": sum(d["max"] for d in document.values()),
              "passed": all(d["passed"] for d in document.values())}
@@ -383,6 +707,18 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(document, indent=2))
     return 0 if total["passed"] else 1
+
+
+def _bad_combination(args: argparse.Namespace) -> str:
+    """Why these arguments cannot go together, or "" (pure)."""
+    if args.submission and args.project not in kits.KITS:
+        return f"--submission needs one project with a starter kit: {', '.join(kits.KITS)}"
+    if args.gradescope and not args.submission:
+        return "--gradescope needs --submission"
+    if args.jobs < 1 or args.output_mb < 1 or (args.memory_mb or 1) < 1 or \
+            (args.group_seconds or 1) <= 0:
+        return "--jobs, --group-seconds, --memory-mb and --output-mb must be positive"
+    return ""
 
 
 if __name__ == "__main__":
