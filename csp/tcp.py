@@ -67,7 +67,8 @@ def close_listener(listener: socket.socket, accept_thread: threading.Thread | No
     listener.close()
 
 
-def write_batches(sock: socket.socket, outgoing: Chan, max_batch_bytes: int) -> bool:
+def write_batches(sock: socket.socket, outgoing: Chan, max_batch_bytes: int,
+                  on_drained=None) -> bool:
     """Drain `outgoing` onto `sock`: take a message, add whatever else is already queued up to
     about `max_batch_bytes` (the last message may overshoot it), and send the lot with one
     `sendall`. A message is a bytes-like object or a tuple of them, sent back to back (so a
@@ -76,13 +77,19 @@ def write_batches(sock: socket.socket, outgoing: Chan, max_batch_bytes: int) -> 
     The calling thread must be `outgoing`'s only receiver. Blocks; returns True once `outgoing`
     is closed and everything in it has been sent, False as soon as a send fails (the peer is
     gone or the socket was shut down); what is left queued then stays in the channel. Never
-    closes the socket."""
+    closes the socket.
+
+    `on_drained(count)`, when given, is called on this thread after a send that left nothing
+    queued, with the number of messages sent so far: a producer that counts what it queued
+    learns from it that the writer is idle and holds nothing (see kv/server.py)."""
+    sent = 0
     while True:
         message, ok = outgoing.recv()
         if not ok:
             return True
         pieces = []
         size = 0
+        taken = 1
         # Only this thread receives, so every value len() counts is there to take.
         more = len(outgoing)
         while True:
@@ -97,7 +104,11 @@ def write_batches(sock: socket.socket, outgoing: Chan, max_batch_bytes: int) -> 
                 break
             more -= 1
             message, _ = outgoing.recv()
+            taken += 1
         try:
             sock.sendall(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         except OSError:
             return False
+        sent += taken
+        if on_drained is not None and len(outgoing) == 0:
+            on_drained(sent)

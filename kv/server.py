@@ -2,17 +2,29 @@
 
 Threads (N is the port, C a client number):
     kv-server:N/loop         owns the store, the client table and both counts; selects over
-                             new connections, request batches, departures, count queries and
-                             close. Never blocks on a client: replies go into the client's
-                             outgoing queue with a non-blocking send, and are dropped when it is
-                             full (OUTGOING_QUEUE_MESSAGES), never the client.
+                             new connections, request batches, departures, drained writers,
+                             count queries and close. Never blocks on a client: a batch's
+                             replies go straight onto the client's socket with one
+                             non-blocking send while its writer holds nothing; what the socket
+                             refuses goes into the client's outgoing queue (non-blocking
+                             sends), and from then on every reply does, until the writer says
+                             it has drained the queue. A reply that finds the queue full
+                             (OUTGOING_QUEUE_MESSAGES) is dropped, never the client.
     kv-server:N/accept       blocks in accept(); hands each connection to the loop.
     kv-server:N/client-C/reader   blocks in recv(); splits and parses lines; sends each batch of
                              requests to the loop; tells the loop when the peer is gone.
-    kv-server:N/client-C/writer   drains the client's outgoing queue onto its socket; the only
-                             thread that writes to or closes that socket. When the client has
-                             gone, it still sends what was queued (a client that half-closes
-                             gets its replies), then tells the loop and closes the socket.
+    kv-server:N/client-C/writer   drains the client's outgoing queue onto its socket and tells
+                             the loop each time it has sent everything queued so far (a count
+                             of messages, so the loop knows nothing is in its hands); the only
+                             thread that closes the socket. When the client has gone, it still
+                             sends what was queued (a client that half-closes gets its
+                             replies), then tells the loop and closes the socket.
+Why the loop writes: with only a writer thread, a batch of a few hundred Gets fills the
+500-message queue before a writer starved of CPU (a loaded machine) is scheduled, and a client
+that reads perfectly well loses replies. The socket's own buffer takes them at once. The two
+writers never overlap: the loop writes only while the writer's count of sent messages equals
+the loop's count of queued ones, so the writer is idle and holds nothing; and the loop never
+writes after a client's departure, which comes before the writer closes the socket.
 close() (through csp.Lifecycle) closes `stopping`, which tells the loop to stop: it shuts
 every client socket still in use down (which wakes their readers and writers) and closes their
 queues; close() closes the listener (csp.tcp), joins every thread, then the lifecycle is
@@ -40,7 +52,8 @@ log = logging.getLogger("kv.server")
 class _Client:
     """The loop's record of one connection (owned by the loop thread)."""
 
-    __slots__ = ("number", "sock", "outgoing", "reader_done", "threads", "writer_done")
+    __slots__ = ("number", "sock", "outgoing", "reader_done", "threads", "writer_done",
+                 "queued", "backlogged")
 
     def __init__(self, number: int, sock: socket.socket) -> None:
         self.number = number
@@ -49,6 +62,8 @@ class _Client:
         self.reader_done = csp.Chan()                     # closed when the reader exits
         self.threads: list = []
         self.writer_done = False  # the writer said it is done with the socket
+        self.queued = 0           # messages put on `outgoing` so far
+        self.backlogged = False   # the writer may hold replies: queue, do not write directly
 
 
 class KeyValueServer:
@@ -69,6 +84,7 @@ class KeyValueServer:
         self._batches = csp.Chan()       # (client, [Request | BadRequest]) from readers
         self._departures = csp.Chan()    # client whose peer is gone, from its reader
         self._writers_done = csp.Chan()  # client whose writer no longer uses the socket
+        self._drained = csp.Chan()       # (client, messages sent) from an idle writer
         self._queries = csp.Chan()       # reply Chan for (active, dropped)
         self._life = csp.Lifecycle()     # stopping tells the loop to stop
         self._loop_done = csp.Chan()     # closed by the loop when it has stopped
@@ -133,9 +149,10 @@ class KeyValueServer:
         connection = csp.Recv(self._connections)
         departure = csp.Recv(self._departures)
         writer_done = csp.Recv(self._writers_done)
+        drained = csp.Recv(self._drained)
         query = csp.Recv(self._queries)
         stopping = csp.Recv(self._life.stopping)
-        cases = (batch, connection, departure, writer_done, query, stopping)
+        cases = (batch, connection, departure, drained, writer_done, query, stopping)
         while True:
             case, value, _ = csp.select_case(*cases)
             if case is batch:
@@ -155,6 +172,10 @@ class KeyValueServer:
                     leaving[client.number] = client
                 log.debug("client %d disconnected; %d active, %d disconnected so far",
                           client.number, len(clients), dropped)
+            elif case is drained:
+                client, sent = value
+                if sent == client.queued:   # else more was queued since: still backlogged
+                    client.backlogged = False
             elif case is writer_done:
                 value.writer_done = True
                 leaving.pop(value.number, None)
@@ -183,24 +204,57 @@ class KeyValueServer:
         self._client_threads += client.threads
 
     def _serve(self, client: _Client, requests: list) -> None:
-        """Apply a batch of one client's requests to the store, in order."""
+        """Apply a batch of one client's requests to the store, in order, and deliver the
+        replies."""
         store = self._store
-        outgoing = client.outgoing
+        replies = []
         for request in requests:
             if type(request) is BadRequest:
-                _offer(outgoing, request.reply())
+                replies.append(request.reply())
                 continue
             op, key, value, new = request
             if op is PUT:
                 store.put(key, value)
             elif op is GET:
-                key_bytes = key.encode()
+                prefix = key.encode() + b":"
                 for stored in store.get(key):
-                    _offer(outgoing, (key_bytes, b":", stored, b"\n"))
+                    replies.append(prefix + stored + b"\n")
             elif op is DELETE:
                 store.delete(key)
             else:
                 store.update(key, value, new)
+        if replies:
+            self._deliver(client, replies)
+
+    def _deliver(self, client: _Client, replies: list) -> None:
+        """Write `replies` (whole messages) onto the client's socket without blocking while the
+        writer is idle; queue what the socket refuses (the unsent tail of a message included,
+        so the stream stays whole), dropping messages that find the queue full."""
+        if not client.backlogged:
+            data = replies[0] if len(replies) == 1 else b"".join(replies)
+            try:
+                sent = client.sock.send(data, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return   # the peer is gone: its reader reports the departure
+            if sent == len(data):
+                return
+            cut = 0
+            while sent >= len(replies[cut]):
+                sent -= len(replies[cut])
+                cut += 1
+            replies = replies[cut:]
+            if sent:
+                replies[0] = replies[0][sent:]
+            client.backlogged = True   # the queue is empty now: the tail fits
+        outgoing = client.outgoing
+        for reply in replies:
+            # Only the loop sends on a client's queue and its writer only takes from it, so a
+            # queue with room now still has room when the send runs: it cannot block.
+            if len(outgoing) < OUTGOING_QUEUE_MESSAGES:
+                outgoing.send(reply)
+                client.queued += 1
 
     # ---- per-connection threads -------------------------------------------------------------
 
@@ -231,18 +285,14 @@ class KeyValueServer:
     def _write(self, client: _Client) -> None:
         try:
             # False when the peer is gone: its reader reports the departure.
-            tcp.write_batches(client.sock, client.outgoing, WRITE_BATCH_BYTES)
+            tcp.write_batches(client.sock, client.outgoing, WRITE_BATCH_BYTES,
+                              on_drained=lambda sent: self._say_drained(client, sent))
         finally:
             client.reader_done.recv()  # the reader no longer uses the socket
             # Once the loop has this (or has stopped), it never touches the socket again.
             csp.select(csp.Send(self._writers_done, client), csp.Recv(self._loop_done))
             client.sock.close()
 
+    def _say_drained(self, client: _Client, sent: int) -> None:
+        csp.select(csp.Send(self._drained, (client, sent)), csp.Recv(self._loop_done))
 
-def _offer(chan: csp.Chan, message) -> None:
-    """Queue `message` without blocking; when the queue is full it is dropped (the course's
-    rule for slow clients: drop the message, never the client). Only the loop sends on a
-    client's queue and its writer only takes from it, so a queue with room now still has
-    room when the send runs: the send cannot block."""
-    if len(chan) < OUTGOING_QUEUE_MESSAGES:
-        chan.send(message)

@@ -226,3 +226,36 @@ def test_property_batches_keep_every_byte_in_order_within_the_limit(messages, li
     if count:
         expected.append(current)
     assert [len(data) for data in sock.sends] == expected
+
+
+def test_on_drained_counts_messages_and_is_called_only_when_nothing_is_queued():
+    sock = RecordingSocket()
+    outgoing = csp.Chan(None)
+    reports = []
+    for _ in range(5):
+        outgoing.send(b"x" * 30)
+    outgoing.close()
+    assert tcp.write_batches(sock, outgoing, 100, on_drained=reports.append) is True
+    # Batches of 4 then 1 message: only the last left the queue empty.
+    assert [len(data) for data in sock.sends] == [120, 30]
+    assert reports == [5]
+
+
+def test_on_drained_reports_each_time_the_writer_catches_up():
+    left, right = socket.socketpair()
+    outgoing = csp.Chan(None)
+    reports = csp.Chan(None)
+    thread, outcome = spawn(tcp.write_batches, left, outgoing, 1024, reports.send,
+                            name="test/writer")
+    try:
+        outgoing.send(b"a")
+        assert reports.recv() == (1, True)
+        outgoing.send((b"b", b"c"))   # one message of two pieces
+        assert reports.recv() == (2, True)
+        outgoing.close()
+        finish(thread, outcome, WAIT, "write_batches after close")
+        right.settimeout(WAIT)
+        assert right.recv(10) == b"abc"
+    finally:
+        left.close()
+        right.close()
