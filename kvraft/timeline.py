@@ -50,7 +50,10 @@ def render(key: str, operations: list[Operation], stuck: Stuck | None) -> str:
     origin = min(op.call_nanos for op in operations)
     end = max([op.return_nanos for op in operations if op.returned]
               + [op.call_nanos for op in operations])
-    shown_span = (min(operations[i].call_nanos for i in shown), end)
+    start = min(operations[i].call_nanos for i in shown)
+    if not all(operations[i].returned for i in shown):
+        end += (end - start) // 4 + 1   # room for the '>' of operations that never returned
+    shown_span = (start, end)
     lines = [header,
              f"  {'order':>5}  {'client':>6}  {'call ms':>10}  {'return ms':>10}  "
              f"{'interval':<{BAR_COLUMNS}}  operation -> value after"]
