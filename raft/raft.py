@@ -188,13 +188,33 @@ class Raft:
             point = self._durability_point()
         self._make_durable(point)
 
-    def status(self) -> dict:
+    def status(self, detail: bool = False, max_log_terms: int = 200) -> dict:
         """A snapshot for operators: me, role, term, commit_index, last_applied, last_index,
-        leader (the id this peer last heard from as leader in its term, or None)."""
+        leader (the id this peer last heard from as leader in its term, or None).
+
+        With `detail` (for a live picture of the peer) also: voted_for; election_millis_left
+        (until this follower or candidate times out; None while leading); snapshot_index;
+        log_terms, the terms of the last entries, at most `max_log_terms`, the first at index
+        log_terms_from; next_index and match_index per peer while leading (else empty)."""
         with self._lock:
-            return {"me": self._me, "role": self._role, "term": self._current_term,
-                    "commit_index": self._commit_index, "last_applied": self._last_applied,
-                    "last_index": self._log.last_index, "leader": self._leader_id}
+            state = {"me": self._me, "role": self._role, "term": self._current_term,
+                     "commit_index": self._commit_index, "last_applied": self._last_applied,
+                     "last_index": self._log.last_index, "leader": self._leader_id}
+            if not detail:
+                return state
+            leading = self._role == LEADER
+            terms_from = max(self._log.last_index - max_log_terms + 1,
+                             self._log.snapshot_index + 1)
+            state.update(
+                voted_for=self._voted_for,
+                election_millis_left=None if leading else round(
+                    (self._election_deadline - time.monotonic()) * 1000),
+                snapshot_index=self._log.snapshot_index,
+                log_terms_from=terms_from,
+                log_terms=[entry.term for entry in self._log[terms_from:]],
+                next_index=list(self._next_index) if leading else [],
+                match_index=list(self._match_index) if leading else [])
+            return state
 
     def stop(self) -> None:
         """Stops the peer: afterwards it sends and applies nothing. Idempotent and
