@@ -44,7 +44,7 @@ class Kit:
 
 # Files every kit ships as they are, whatever the project.
 COMMON_STAFF = ("pytest.ini", "requirements.txt", "tests/__init__.py", "tests/conftest.py",
-                "scripts/_setup.sh", "scripts/test")
+                "tests/source_scan.py", "scripts/_setup.sh", "scripts/test")
 
 KITS: dict[str, Kit] = {
     "p0": Kit(
