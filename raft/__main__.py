@@ -1,7 +1,9 @@
 """Command line of the Raft nodes: `python -m raft node|cluster|submit|status ...`.
 
 Threads: each command runs on the main thread; `node` starts a Node, which runs its own
-threads (see raft.node); `cluster` runs its nodes as child processes and polls them.
+threads (see raft.node); `cluster` runs its nodes as child processes and polls them, and with
+`--web PORT` serves their live picture (raft.web, its own threads), whose request threads
+kill, pause and restart the processes through NodeProcesses (one mutex).
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from typing import Optional
 
 import typer
 
@@ -41,6 +46,8 @@ def node(
     in_memory: bool = typer.Option(False, "--in-memory", help="Keep the state in memory only "
                                    "(a crash loses it; for measuring what durability costs)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per event."),
+    allow_faults: bool = typer.Option(False, "--allow-faults", hidden=True, help="Let the "
+                                      "cluster command cut this node off from its peers."),
 ) -> None:
     """Run one node until Ctrl-C or SIGTERM; restarts from its file in --data-dir."""
     from raft.node import Node
@@ -54,7 +61,8 @@ def node(
     log_events(verbose)
     stop_on_sigterm()
     try:
-        running = Node(node_id, addresses, None if in_memory else data_dir)
+        running = Node(node_id, addresses, None if in_memory else data_dir,
+                       allow_faults=allow_faults)
     except CorruptStateError as exc:
         typer.echo(f"error: refusing to start on damaged state: {exc}", err=True)
         raise typer.Exit(1)
@@ -80,56 +88,147 @@ def cluster(
                                  "at exit)."),
     seconds: float = typer.Option(0, "--seconds", min=0, help="Stop after this long "
                                   "(0: until Ctrl-C)."),
+    web_port: Optional[int] = typer.Option(
+        None, "--web", min=0, max=65535, help="Also serve a live picture of the cluster at "
+        "http://WEB_HOST:WEB_PORT/ (0: any free port), with buttons to kill, pause, restart "
+        "and cut off nodes and to submit commands."),
+    web_host: str = typer.Option("127.0.0.1", "--web-host", help="The address the --web page "
+                                 "listens on."),
 ) -> None:
     """Start a local cluster of node processes and print each node's term and role as they
     change. First it prints each node's id, address and PID (`kill -9 PID` crashes that node)
-    and where the state is. On a terminal a status line below them shows the leader, how many
-    nodes answer and the time; piped, only the change lines are printed."""
+    and where the state is (and with --web, the page's URL). On a terminal a status line below
+    them shows the leader, how many nodes answer and the time; piped, only the change lines
+    are printed."""
     temporary = not data_dir
     data_dir = data_dir or tempfile.mkdtemp(prefix="raft-cluster-")
     try:
-        _run_cluster(nodes, data_dir, temporary, seconds)
+        _run_cluster(nodes, data_dir, temporary, seconds, web_port, web_host)
     finally:
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float) -> None:
-    """Start the node processes, print their changes until `seconds` or Ctrl-C/SIGTERM, then
-    stop them (SIGTERM) and wait for each."""
+class NodeProcesses:
+    """The cluster's node processes: started, killed (SIGKILL), paused (SIGSTOP), resumed
+    (SIGCONT) and restarted from their data directory on request. Thread-safe (one mutex: the
+    main thread and the web page's request threads both call it); nothing here blocks for
+    long (a kill waits for the process to be reaped)."""
+
+    def __init__(self, addresses: list[str], data_dir: str) -> None:
+        self._addresses = addresses
+        self._data_dir = data_dir
+        self._lock = threading.Lock()
+        self._procs: list[subprocess.Popen | None] = [None] * len(addresses)
+        self._paused = [False] * len(addresses)
+
+    def start(self, node_id: int) -> int:
+        """Start node `node_id`'s process (with its fault switch enabled); its PID."""
+        with self._lock:
+            return self._start(node_id)
+
+    def _start(self, node_id: int) -> int:
+        proc = subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(node_id),
+                                 "--peers", ",".join(self._addresses), "--data-dir",
+                                 self._data_dir, "--allow-faults"], stdout=subprocess.DEVNULL)
+        self._procs[node_id] = proc
+        self._paused[node_id] = False
+        return proc.pid
+
+    def states(self) -> list[dict]:
+        """Per node: {"process": "alive" | "paused" | "killed", "pid"} ("killed" also when it
+        exited by itself)."""
+        with self._lock:
+            return [{"process": self._state(i), "pid": None if proc is None else proc.pid}
+                    for i, proc in enumerate(self._procs)]
+
+    def _state(self, node_id: int) -> str:
+        proc = self._procs[node_id]
+        if proc is None or proc.poll() is not None:
+            return "killed"
+        return "paused" if self._paused[node_id] else "alive"
+
+    def control(self, node_id: int, action: str) -> str:
+        """kill | restart | pause | resume node `node_id`; the message to show.
+        raft.web.ControlRefused when the action does not fit its state."""
+        from raft.web import ControlRefused
+        with self._lock:
+            state = self._state(node_id)
+            wanted = {"kill": ("alive", "paused"), "pause": ("alive",), "resume": ("paused",),
+                      "restart": ("killed",)}[action]
+            if state not in wanted:
+                raise ControlRefused(f"node {node_id} is {state}: cannot {action} it")
+            proc = self._procs[node_id]
+            if action == "kill":
+                proc.kill()
+                proc.wait()
+                return f"node {node_id} killed (kill -9 {proc.pid})"
+            if action == "restart":
+                return f"node {node_id} restarted from its data directory, pid " \
+                       f"{self._start(node_id)}"
+            proc.send_signal(signal.SIGSTOP if action == "pause" else signal.SIGCONT)
+            self._paused[node_id] = action == "pause"
+            return f"node {node_id} {'paused (SIGSTOP)' if action == 'pause' else 'resumed'}"
+
+    def stop_all(self) -> None:
+        """SIGTERM every running process and wait for each. A paused one is resumed first: a
+        SIGTERM left pending while it is stopped may be taken by a thread other than the
+        main one when it resumes, and never reach the main thread."""
+        with self._lock:
+            running = [proc for proc in self._procs if proc is not None]
+            for i, proc in enumerate(self._procs):
+                if proc is not None and proc.poll() is None:
+                    if self._paused[i]:
+                        proc.send_signal(signal.SIGCONT)
+                        self._paused[i] = False
+                    proc.terminate()
+            for proc in running:
+                proc.wait()
+
+
+def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
+                 web_port: int | None, web_host: str) -> None:
+    """Start the node processes (and the web view), print their changes until `seconds` or
+    Ctrl-C/SIGTERM, then stop them (SIGTERM) and wait for each."""
     from raft.client import local_addresses
     addresses = local_addresses(nodes)
     peers = ",".join(addresses)
     kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
             else "kept at exit")
     typer.echo(f"peers {peers}\nstate in {data_dir} ({kept})")
-    procs: list[subprocess.Popen] = []
+    processes = NodeProcesses(addresses, data_dir)
     stop_on_sigterm()
     with StatusLine() as live:
         live.show(f"starting {nodes} node processes ...")
+        view = None
         try:
-            _watch(procs, addresses, data_dir, seconds, live)
+            for i in range(nodes):
+                live.echo(f"node {i}  {addresses[i]}  pid {processes.start(i)}")
+            if web_port is not None:
+                view = _start_web(addresses, processes, web_port, web_host)
+                live.echo(f"web view at {view.url}")
+            _watch(addresses, seconds, live)
         except KeyboardInterrupt:
             pass
         finally:
             live.show(f"stopping {nodes} node processes ...")
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait()
+            if view is not None:
+                view.close()
+            processes.stop_all()
 
 
-def _watch(procs: list, addresses: list[str], data_dir: str, seconds: float,
-           live: StatusLine) -> None:
-    """Start a node process per address (appended to `procs` as they start), then print each
-    node's changes until `seconds` have passed (0: for ever)."""
+def _start_web(addresses: list[str], processes: NodeProcesses, port: int, host: str):
+    from raft.web import WebView
+    try:
+        return WebView(addresses, processes, port=port, host=host)
+    except OSError as exc:
+        typer.echo(f"error: cannot serve the web view on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(1)
+
+
+def _watch(addresses: list[str], seconds: float, live: StatusLine) -> None:
+    """Print each node's changes until `seconds` have passed (0: for ever)."""
     from raft.client import status
-    peers = ",".join(addresses)
-    for i in range(len(addresses)):
-        procs.append(subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(i),
-                                       "--peers", peers, "--data-dir", data_dir],
-                                      stdout=subprocess.DEVNULL))
-        live.echo(f"node {i}  {addresses[i]}  pid {procs[-1].pid}")
     shown: dict[int, str] = {}
     started = time.monotonic()
     stop_at = started + seconds if seconds else float("inf")

@@ -10,6 +10,15 @@ Services on the node's rpc server (at addresses[node_id]):
                                                 are committed (or leadership is lost)
     Node.status(StatusQuery)  -> Status          role, term, commit, last index, leader hint
     Node.applied(AppliedQuery)-> Applied         the committed commands from an index on
+    Node.view(ViewQuery)      -> View            the detailed status and the recent RPC events
+                                                (raft.events), for the live web picture
+    Node.fault(Fault)         -> FaultSet        cut this node off from the other nodes, or
+                                                heal it; refused unless the node was made
+                                                with allow_faults (only `python -m raft
+                                                cluster` starts its nodes so)
+Cut off, a node's transport drops every peer RPC both ways: its own calls answer None at once
+(Raft sees a lost message) and the peers' calls to it get an error reply; its Node service
+keeps answering, so the picture still sees it.
 A command is committed when the entry at its index, once applied, carries its unique id (a
 leader that loses its leadership may see another entry applied there instead: `ok` False).
 
@@ -34,6 +43,7 @@ from dataclasses import dataclass, field
 
 import csp
 import rpc
+from raft.events import EventRing, describe_call, describe_reply
 from raft.persister import FilePersister, MemoryPersister
 from raft.raft import Raft
 from rpc.wire import parse_address
@@ -89,26 +99,93 @@ class Applied:
     commands: list = field(default_factory=list)   # values, from from_index on
 
 
+@rpc.register
+@dataclass
+class ViewQuery:
+    after_seq: int = 0     # the events after this one (of the ring `boot`, if given)
+    boot: str = ""
+
+
+@rpc.register
+@dataclass
+class View:
+    id: int
+    status: dict           # Raft.status(detail=True)
+    boot: str              # the event ring's identity: a new one after a restart
+    last_seq: int
+    events: list           # raft.events dicts numbered after the query's after_seq
+    cut_off: bool
+    faults_allowed: bool
+
+
+@rpc.register
+@dataclass
+class Fault:
+    cut_off: bool          # True: cut off from the other nodes; False: heal
+
+
+@rpc.register
+@dataclass
+class FaultSet:
+    cut_off: bool
+
+
+class CutOff(Exception):
+    """The node is cut off: a peer's RPC to it is refused (its caller sees a lost message)."""
+
+
+class FaultSwitch:
+    """Whether a node is cut off from its peers. Written by one rpc handler, read by every
+    sender and handler: one attribute, assigned whole (no lock needed); starts healed."""
+
+    def __init__(self) -> None:
+        self.cut_off = False
+
+
 class TcpPeer:
     """`call(method, args) -> reply | None` to one node over rpc, as Raft wants its peers:
     dials lazily, redials after a failure (not more often than every REDIAL_PAUSE_SECONDS),
     and maps every failure and timeout to None. Thread-safe; after close() every call answers
-    None at once."""
+    None at once.
 
-    def __init__(self, address: str) -> None:
+    With `events` (and `peer_id`, the id of the node called), every call is recorded there
+    ("call", then "reply" or "lost"); with `switch`, a call while it is cut off answers None at
+    once without touching the network."""
+
+    def __init__(self, address: str, *, events: EventRing | None = None,
+                 peer_id: int | None = None, switch: FaultSwitch | None = None) -> None:
         self._address = address
+        self._events = events
+        self._peer_id = peer_id
+        self._switch = switch
         self._lock = threading.Lock()
         self._client: rpc.Client | None = None
         self._next_dial = 0.0
         self._life = csp.Lifecycle()
 
     def call(self, method: str, args):
+        if self._events is None:
+            return self._call(method, args)
+        call = describe_call(method, args)
+        self._events.add(kind="call", to=self._peer_id, **call)
+        reply = self._call(method, args)
+        if reply is None:
+            cut = self._switch is not None and self._switch.cut_off
+            self._events.add(kind="lost", to=self._peer_id, rpc=call["rpc"],
+                             why="cut off" if cut else "no answer")
+        else:
+            self._events.add(kind="reply", to=self._peer_id, **describe_reply(method, reply))
+        return reply
+
+    def _call(self, method: str, args):
+        if self._switch is not None and self._switch.cut_off:
+            return None
         client = self._connected()
         if client is None:
             return None
         try:
             return client.call(f"Raft.{method}", args, timeout=CALL_TIMEOUT_SECONDS)
-        except rpc.CallTimeout:
+        except (rpc.CallTimeout, rpc.RemoteError):   # the connection itself is fine
             return None
         except rpc.RPCError:
             self._drop(client)
@@ -146,18 +223,26 @@ class TcpPeer:
 
 
 class _RaftService:
-    """Only the peer RPCs of a Raft object, for its rpc server."""
+    """Only the peer RPCs of a Raft object, for its rpc server; refused while cut off."""
 
-    def __init__(self, raft: Raft) -> None:
+    def __init__(self, raft: Raft, switch: FaultSwitch) -> None:
         self._raft = raft
+        self._switch = switch
+
+    def _check_link(self) -> None:
+        if self._switch.cut_off:
+            raise CutOff("this node is cut off from its peers")
 
     def request_vote(self, args):
+        self._check_link()
         return self._raft.request_vote(args)
 
     def append_entries(self, args):
+        self._check_link()
         return self._raft.append_entries(args)
 
     def install_snapshot(self, args):
+        self._check_link()
         return self._raft.install_snapshot(args)
 
 
@@ -169,20 +254,31 @@ class _NodeService:
         return self._node.submit(args.commands)
 
     def status(self, args: StatusQuery) -> Status:
-        return Status(self._node.node_id, **{k: v for k, v in self._node.raft.status().items()
-                                             if k != "me"})
+        state = self._node.raft.status()
+        return Status(self._node.node_id, **{name: state[name] for name in STATUS_FIELDS})
+
+    def view(self, args: ViewQuery) -> View:
+        return self._node.view(args.after_seq, args.boot)
+
+    def fault(self, args: Fault) -> FaultSet:
+        return FaultSet(self._node.set_cut_off(bool(args.cut_off)))
 
     def applied(self, args: AppliedQuery) -> Applied:
         return Applied(self._node.applied_commands(args.from_index))
 
 
+STATUS_FIELDS = ("role", "term", "commit_index", "last_applied", "last_index", "leader")
+
+
 class Node:
     """Starts at once: listens on addresses[node_id] (OSError if the port is taken), restores
     from `data_dir` (CorruptStateError if the state file is damaged; None: keep the state in
-    memory only, which a crash loses). close() is idempotent and thread-safe."""
+    memory only, which a crash loses). `allow_faults`: Node.fault may cut it off (the cluster
+    command's nodes only). close() is idempotent and thread-safe."""
 
     def __init__(self, node_id: int, addresses: list[str], data_dir: str | None, *,
-                 host: str = "127.0.0.1", **raft_options) -> None:
+                 host: str = "127.0.0.1", allow_faults: bool = False,
+                 event_capacity: int = 512, **raft_options) -> None:
         if not 0 <= node_id < len(addresses):
             raise ValueError(f"node id {node_id} is not an index into {len(addresses)} peers")
         self.node_id = node_id
@@ -191,7 +287,11 @@ class Node:
         else:
             os.makedirs(data_dir, exist_ok=True)
             self._persister = FilePersister(os.path.join(data_dir, f"node-{node_id}.raft"))
-        self._peers = [TcpPeer(address) for address in addresses]
+        self.events = EventRing(event_capacity)
+        self._switch = FaultSwitch()
+        self._allow_faults = allow_faults
+        self._peers = [TcpPeer(address, events=self.events, peer_id=peer, switch=self._switch)
+                       for peer, address in enumerate(addresses)]
         self._apply_ch = csp.Chan(1024)
         self._changed = threading.Condition()
         self._applied: list = []        # (id, value) of every applied command, index - 1
@@ -201,7 +301,7 @@ class Node:
         self.raft = Raft(self._peers, node_id, self._apply_ch, persister=self._persister,
                          **raft_options)
         self._server = rpc.Server()
-        self._server.register(_RaftService(self.raft), name="Raft")
+        self._server.register(_RaftService(self.raft, self._switch), name="Raft")
         self._server.register(_NodeService(self), name="Node")
         _, port = parse_address(addresses[node_id])
         try:
@@ -235,6 +335,24 @@ class Node:
             return Submitted(False, leader=self.raft.status()["leader"],
                              error="leadership lost; other commands took those indices")
         return Submitted(True, first_index=first)
+
+    def view(self, after_seq: int = 0, boot: str = "") -> View:
+        """The detailed status and the events after `after_seq` (all kept ones when `boot`
+        names another ring than this node's). Never blocks on the network."""
+        if boot and boot != self.events.boot:
+            after_seq = 0
+        last_seq, events = self.events.since(after_seq)
+        return View(self.node_id, self.raft.status(detail=True), self.events.boot, last_seq,
+                    events, self._switch.cut_off, self._allow_faults)
+
+    def set_cut_off(self, cut_off: bool) -> bool:
+        """Cut this node off from its peers (True) or heal it (False); returns the new state.
+        PermissionError unless the node was made with allow_faults."""
+        if not self._allow_faults:
+            raise PermissionError(f"node {self.node_id} takes no faults: it was not started "
+                                  "by `python -m raft cluster`")
+        self._switch.cut_off = cut_off
+        return cut_off
 
     def applied_commands(self, from_index: int = 1) -> list:
         with self._changed:
