@@ -32,9 +32,10 @@ Threads (P is `me`):
                          flight need them (a reply the network holds back for seconds must not
                          hold back the next heartbeat): each takes a request, makes the call
                          and applies the reply under the lock (match_index[J], next_index[J],
-                         the commit index), waking its replicator when J must hear again at
-                         once. They end with their replicator's leadership or stop(); one
-                         inside a call then ends when the call returns, changing nothing.
+                         the commit index, and the ReadIndex round J acknowledged), waking
+                         its replicator when J must hear again at once. They end with their
+                         replicator's leadership or stop(); one inside a call then ends
+                         when the call returns, changing nothing.
     raft-P/applier       waits for commit_index to pass last_applied, then sends on apply_ch,
                          WITHOUT the lock, an ApplySnapshot when one is owed (a restart, an
                          InstallSnapshot) and the newly committed commands in order. Stops at
@@ -43,7 +44,9 @@ All of Figure 2's state is guarded by the mutex: current_term, voted_for, log, c
 last_applied, role, next_index, match_index, the election deadline, the snapshot. The incoming
 handlers `request_vote`, `append_entries` and `install_snapshot` run on the caller's thread:
 they decide under the lock and, when they saved something, sync outside it before replying;
-they never wait on apply_ch.
+they never wait on apply_ch. `read_index` runs on its caller's thread: it waits under the lock
+(a condition on it) for a commit of its term and for a majority of senders to report replies to
+requests built after its round began.
 
 `stop()` goes through `self._life` (csp.Lifecycle): stopping begins (replicators select on it),
 the ticker and the applier are woken under the lock (a thread that read `is_stopping` as false
@@ -98,6 +101,7 @@ class Raft:
         self._lock = threading.Lock()
         self._commit_changed = threading.Condition(self._lock)
         self._wake_ticker = threading.Condition(self._lock)
+        self._leadership_news = threading.Condition(self._lock)   # for read_index's waiters
         self._life = csp.Lifecycle()
         # Figure 2's state.
         self._current_term = 0
@@ -114,6 +118,10 @@ class Raft:
         # Figure 13's.
         self._snapshot = b""              # the service's state through log.snapshot_index
         self._snapshot_owed = False       # the applier must send it before any command
+        # ReadIndex (dissertation 6.4): read_index starts round `_read_round`; a request built
+        # at round r that a follower answers in our term proves we still led when r began.
+        self._read_round = 0
+        self._acked_round: list[int] = [0] * len(peers)
         # Leading: each follower's replicator, its wake-up channel, and the channel closed
         # when this leadership ends.
         self._wakes: list[csp.Chan | None] = []
@@ -164,6 +172,46 @@ class Raft:
         if len(self._peers) == 1:
             self._make_durable(point)   # alone, its own durable log is the majority
         return first, term, True
+
+    def read_index(self, timeout_seconds: float) -> int | None:
+        """ReadIndex (Raft dissertation 6.4), for reads that skip the log: on the leader,
+        once an entry of its current term is committed, record the commit index, confirm the
+        leadership with a round of heartbeats a majority answers in this term, and return that
+        index: a state machine that has applied through it answers a read linearizably. None
+        when this peer is not the leader, loses its leadership meanwhile, stops, or the
+        deadline passes first (no entry of its term committed yet counts as not done: the
+        service commits one, a no-op, when it finds itself leading). Blocks the caller up to
+        `timeout_seconds`; thread-safe."""
+        deadline = time.monotonic() + timeout_seconds
+        with self._lock:
+            if self._role != LEADER:
+                return None
+            term = self._current_term
+            while self._log[self._commit_index].term != term:   # 6.4 step 1
+                if not self._wait_for_leadership_news(term, deadline):
+                    return None
+            index = self._commit_index
+            if len(self._peers) == 1:
+                return index
+            self._read_round += 1
+            read_round = self._read_round
+            self._wake_replicators()   # a heartbeat round now, not at the next interval
+            while True:
+                acked = 1 + sum(1 for peer, acked_round in enumerate(self._acked_round)
+                                if peer != self._me and acked_round >= read_round)
+                if acked * 2 > len(self._peers):
+                    return index
+                if not self._wait_for_leadership_news(term, deadline):
+                    return None
+
+    def _wait_for_leadership_news(self, term: int, deadline: float) -> bool:
+        """Under the lock: wait for a commit, an acknowledgement or a change of role; False
+        once leadership of `term` is lost, the peer stops, or `deadline` has passed."""
+        remaining = deadline - time.monotonic()
+        if not self._leads(term) or remaining <= 0:
+            return False
+        self._leadership_news.wait(remaining)
+        return self._leads(term)
 
     def snapshot(self, index: int, snapshot: bytes) -> None:
         """The service's state through `index` (an index it has been sent) is `snapshot`:
@@ -227,6 +275,7 @@ class Raft:
         with self._lock:   # after begin(): a thread checking is_stopping under the lock either
             self._commit_changed.notify_all()   # saw it or is waiting and is woken here
             self._wake_ticker.notify_all()
+            self._leadership_news.notify_all()
         for thread in self._threads:
             thread.join()
 
@@ -328,6 +377,7 @@ class Raft:
         if self._role == LEADER:
             self._deposed.close()   # its replicators end
             self._deposed, self._wakes = None, []
+            self._leadership_news.notify_all()   # read_index's waiters give up
         if self._role != FOLLOWER:
             log.debug("raft-%d: follower in term %d", self._me, term)
             # A fresh timeout: the old deadline has passed (a leader never reset it), and
@@ -376,6 +426,7 @@ class Raft:
         self._next_index = [self._log.last_index + 1] * len(self._peers)
         self._match_index = [0] * len(self._peers)
         self._match_index[self._me] = self._durable_index
+        self._acked_round = [0] * len(self._peers)
         self._deposed = csp.Chan()
         self._wakes = [None if peer == self._me else csp.Chan(1)
                        for peer in range(len(self._peers))]
@@ -409,11 +460,12 @@ class Raft:
                 if not self._leads(term):
                     return
                 method, args = self._request_for(peer, term)
+                read_round = self._read_round
                 behind = self._next_index[peer] <= self._log.last_index
                 point = self._durability_point()
             self._make_durable(point)   # the leader's own entries, and its term, go out durable
             heartbeat_due = time.monotonic() + self._heartbeat_seconds
-            request = (method, args)
+            request = (method, args, read_round)
             case, _, _ = csp.select_case(csp.Send(requests, request), stopping, ended,
                                          default=True)
             if case is None and senders < SENDERS_PER_FOLLOWER:
@@ -441,11 +493,15 @@ class Raft:
         stopping = csp.Recv(self._life.stopping)
         ended = csp.Recv(deposed)
         while True:
-            method, args = request
+            method, args, read_round = request
             reply = self._peers[peer].call(method, args)
             with self._lock:
                 if not self._leads(term):
                     return
+                if (reply is not None and reply.term == term
+                        and read_round > self._acked_round[peer]):
+                    self._acked_round[peer] = read_round   # J still follows us: see read_index
+                    self._leadership_news.notify_all()
                 if self._take_reply(peer, args, reply):
                     self._wake_replicator(peer)
             case, request, _ = csp.select_case(asked, stopping, ended)
@@ -507,6 +563,7 @@ class Raft:
         if index > self._commit_index:
             self._commit_index = min(index, self._log.last_index)
             self._commit_changed.notify_all()
+            self._leadership_news.notify_all()
 
     # ---- the threads --------------------------------------------------------------------------
 
