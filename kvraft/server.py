@@ -1,0 +1,340 @@
+"""One kvraft replica: a Raft peer and the key-value service on top of it.
+
+    server = KVServer(peers, me, persister, max_raft_state)   # peers: Raft's call() ends
+    server.get(GetArgs) / server.put_append(PutAppendArgs) / server.status(StatusQuery)
+    server.close()
+    replica = Replica(me, addresses, data_dir, max_raft_state)  # the same over TCP, one port
+
+Writes (put, append) go through the log: the loop hands the command to Raft and answers the
+clerk when the entry at that index is applied and is that clerk's operation (another one
+there means the leadership was lost: the clerk retries elsewhere). Exactly once: the state
+machine's dedup table (kvraft.state_machine) skips a retried operation, and a write already
+applied is answered at once.
+
+Reads skip the log (Raft dissertation 6.4, ReadIndex): the handler asks `Raft.read_index`
+(the leader, once an entry of its term is committed, records its commit index and confirms
+with a heartbeat round that a majority still follows it), then the loop answers once it has
+applied through that index. A leader paused (SIGSTOP) while the others went on cannot confirm
+and never answers from stale state. A new leader commits a no-op at once so reads need not
+wait for a write (6.4's first step).
+
+Snapshots: after applying, once the persisted Raft state (snapshot not counted) exceeds
+`max_raft_state` bytes, the loop hands Raft a snapshot of the map and the dedup table; an
+ApplySnapshot from Raft replaces both. `max_raft_state` < 0: never.
+
+Bad requests (a wrong type, a malformed field) get an ERR_BAD_REQUEST reply; the replica
+keeps serving.
+
+Threads (S is `me`):
+    kvraft-S/loop      owns the state machine, the applied index, the writes waiting for their
+                       index and the reads waiting for theirs: selects over apply_ch (from
+                       Raft), requests from the handlers, a tick (leadership checks: waiting
+                       writes of a lost term are answered ErrWrongLeader, a new leader's
+                       no-op) and the close. Never blocks on a handler: each request carries
+                       its own Chan(1) for the answer.
+    (handlers)         the rpc server's (or simnet's) threads: validate, ask read_index (reads),
+                       send the request to the loop, wait for the answer, ERR_TIMEOUT after
+                       WAIT_SECONDS, ERR_CLOSED once close begins
+    (the Raft peer's threads)
+close() (csp.Lifecycle) wakes waiting handlers, joins the loop, then stops the Raft peer.
+No locks here: the loop owns everything, the handlers talk to it through channels.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+import csp
+import rpc
+from kvraft import state_machine
+from kvraft.messages import (ERR_BAD_REQUEST, ERR_CLOSED, ERR_TIMEOUT, ERR_WRONG_LEADER, OK,
+                             GetArgs, GetReply, PutAppendArgs, PutAppendReply, Status,
+                             StatusQuery)
+from raft import ApplySnapshot, Raft
+from raft.node import TcpPeer
+from raft.persister import FilePersister
+from rpc.wire import parse_address
+
+log = logging.getLogger("kvraft")
+
+WAIT_SECONDS = 2.0          # a handler answers ERR_TIMEOUT after this long (the clerk retries)
+READ_INDEX_SECONDS = 1.0    # how long a read waits to confirm the leadership
+TICK_SECONDS = 0.05         # leadership checks
+DEFAULT_MAX_RAFT_STATE = 1 << 20
+
+
+@dataclass
+class _Write:
+    command: list
+    clerk_id: int
+    seq: int
+    answer: csp.Chan
+
+
+@dataclass
+class _Read:
+    key: str
+    index: int
+    answer: csp.Chan
+
+
+@dataclass
+class _StatusRequest:
+    answer: csp.Chan
+
+
+class KVServer:
+    """Starts at once. `peers[j].call(method, args)` reaches Raft peer j (simnet ends or
+    TcpPeers); `persister` is the Raft peer's (its raft_state_size() decides snapshots).
+    The handler methods are thread-safe and block up to WAIT_SECONDS (plus
+    READ_INDEX_SECONDS for a get); close() is idempotent, thread-safe, and returns once the
+    loop and the Raft peer have stopped; afterwards handlers answer ERR_CLOSED."""
+
+    def __init__(self, peers: list, me: int, persister, max_raft_state: int = -1,
+                 **raft_options) -> None:
+        self.me = me
+        self._persister = persister
+        self._max_raft_state = max_raft_state
+        self._life = csp.Lifecycle()
+        self._requests = csp.Chan()
+        self._apply_ch = csp.Chan(256)
+        self.raft = Raft(peers, me, self._apply_ch, persister=persister, **raft_options)
+        self._loop_thread = csp.go(self._loop, name=f"kvraft-{me}/loop")
+
+    # ---- handlers (rpc threads) -------------------------------------------------------------
+
+    def get(self, args: GetArgs) -> GetReply:
+        if not isinstance(args, GetArgs) or type(args.key) is not str:
+            return GetReply(f"{ERR_BAD_REQUEST}: a get wants GetArgs with a str key")
+        if self._life.is_stopping:
+            return GetReply(ERR_CLOSED)
+        index = self.raft.read_index(READ_INDEX_SECONDS)
+        if index is None:
+            return GetReply(ERR_WRONG_LEADER, leader_hint=self._leader_hint())
+        answer = self._ask(_Read(args.key, index, csp.Chan(1)))
+        return answer if isinstance(answer, GetReply) else GetReply(answer)
+
+    def put_append(self, args: PutAppendArgs) -> PutAppendReply:
+        if not isinstance(args, PutAppendArgs):
+            return PutAppendReply(f"{ERR_BAD_REQUEST}: a put or append wants PutAppendArgs")
+        problem = state_machine.check_write(args.op, args.key, args.value, args.clerk_id,
+                                            args.seq)
+        if problem:
+            return PutAppendReply(f"{ERR_BAD_REQUEST}: {problem}")
+        command = state_machine.write_command(args.op, args.key, args.value, args.clerk_id,
+                                              args.seq)
+        answer = self._ask(_Write(command, args.clerk_id, args.seq, csp.Chan(1)))
+        return answer if isinstance(answer, PutAppendReply) else PutAppendReply(answer)
+
+    def status(self, args: StatusQuery | None = None) -> Status | None:
+        """None once closed."""
+        answer = self._ask(_StatusRequest(csp.Chan(1)))
+        return answer if isinstance(answer, Status) else None
+
+    def _ask(self, request):
+        """Send `request` to the loop and wait for its answer; an error string if none came."""
+        stopping = csp.Recv(self._life.stopping)
+        case, _, _ = csp.select_case(csp.Send(self._requests, request), stopping)
+        if case is stopping:
+            return ERR_CLOSED
+        answered = csp.Recv(request.answer)
+        case, answer, _ = csp.select_case(answered, stopping,
+                                          csp.Recv(csp.after(WAIT_SECONDS)))
+        if case is answered:
+            return answer
+        return ERR_CLOSED if case is stopping else ERR_TIMEOUT
+
+    def _leader_hint(self) -> int | None:
+        leader = self.raft.status()["leader"]
+        return None if leader == self.me else leader
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        machine = state_machine.StateMachine()
+        applied_index = 0
+        snapshot_index = 0
+        writes: dict[int, tuple[int, _Write]] = {}   # log index -> (term, waiting write)
+        reads: list[tuple[int, int, _Read]] = []     # heap of (index, arrival, read)
+        arrivals = 0
+        noop_term = 0
+        bytes_since_check = 0
+        check_every = max(self._max_raft_state // 8, 1)
+        ticker = csp.Ticker(TICK_SECONDS)
+        applied = csp.Recv(self._apply_ch)
+        requested = csp.Recv(self._requests)
+        tick = csp.Recv(ticker.c)
+        stopping = csp.Recv(self._life.stopping)
+
+        def answer_reads() -> None:
+            while reads and reads[0][0] <= applied_index:
+                read = heapq.heappop(reads)[2]
+                read.answer.send(GetReply(OK, machine.get(read.key)))
+
+        def check_leadership() -> None:
+            nonlocal noop_term
+            _, term, leading = self.raft.get_state()
+            for index in [i for i, (t, _) in writes.items() if t != term or not leading]:
+                writes.pop(index)[1].answer.send(
+                    PutAppendReply(ERR_WRONG_LEADER, self._leader_hint()))
+            if leading and term != noop_term:
+                noop_term = term
+                self.raft.put_command(state_machine.NOOP_COMMAND)
+
+        try:
+            while True:
+                case, message, _ = csp.select_case(applied, requested, tick, stopping)
+                if case is stopping:
+                    return
+                if case is tick:
+                    check_leadership()
+                elif case is requested and isinstance(message, _Write):
+                    if machine.is_applied(message.clerk_id, message.seq):
+                        message.answer.send(PutAppendReply(OK))
+                        continue
+                    index, term, leading = self.raft.put_command(message.command)
+                    if not leading:
+                        message.answer.send(PutAppendReply(ERR_WRONG_LEADER,
+                                                           self._leader_hint()))
+                        continue
+                    if index in writes:   # a stale waiter: whoever wins the index decides
+                        writes.pop(index)[1].answer.send(PutAppendReply(ERR_WRONG_LEADER))
+                    writes[index] = (term, message)
+                elif case is requested and isinstance(message, _Read):
+                    arrivals += 1
+                    heapq.heappush(reads, (message.index, arrivals, message))
+                    answer_reads()
+                elif case is requested:
+                    message.answer.send(self._status(applied_index, snapshot_index,
+                                                     len(machine.data)))
+                elif isinstance(message, ApplySnapshot):
+                    if message.index <= applied_index:
+                        continue
+                    try:
+                        machine = state_machine.decode_snapshot(message.snapshot)
+                    except ValueError as exc:   # Raft checked it; nothing sane is left to do
+                        log.error("kvraft-%d: snapshot at %d refused: %s", self.me,
+                                  message.index, exc)
+                        raise
+                    applied_index = snapshot_index = message.index
+                    for index in [i for i in writes if i <= applied_index]:
+                        # Its outcome is in the table: the retry is answered from it.
+                        writes.pop(index)[1].answer.send(PutAppendReply(ERR_TIMEOUT))
+                    answer_reads()
+                else:
+                    if message.index <= applied_index:
+                        continue   # already in the snapshot it installed
+                    applied_index = message.index
+                    command = message.command
+                    machine.apply(command)
+                    waiting = writes.pop(applied_index, None)
+                    if waiting is not None:
+                        write = waiting[1]
+                        ok = machine.is_applied(write.clerk_id, write.seq) and \
+                            command == write.command
+                        write.answer.send(PutAppendReply(OK) if ok else
+                                          PutAppendReply(ERR_WRONG_LEADER))
+                    answer_reads()
+                    bytes_since_check += len(json.dumps(command)) + 16
+                    if self._max_raft_state >= 0 and bytes_since_check >= check_every:
+                        bytes_since_check = 0
+                        if self._persister.raft_state_size() > self._max_raft_state:
+                            self.raft.snapshot(applied_index, machine.encode_snapshot())
+                            snapshot_index = applied_index
+        finally:
+            ticker.stop()
+
+    def _status(self, applied_index: int, snapshot_index: int, keys: int) -> Status:
+        state = self.raft.status()
+        return Status(self.me, state["role"], state["term"], state["commit_index"],
+                      applied_index, snapshot_index, keys, state["leader"])
+
+    def close(self) -> None:
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
+        self._loop_thread.join()
+        self.raft.stop()
+
+
+class _RaftPeerService:
+    """Only the peer RPCs of a Raft object (not put_command and the rest), for its rpc
+    server: raft.node's TcpPeer calls them as "Raft.<method>"."""
+
+    def __init__(self, raft: Raft) -> None:
+        self._raft = raft
+
+    def request_vote(self, args):
+        return self._raft.request_vote(args)
+
+    def append_entries(self, args):
+        return self._raft.append_entries(args)
+
+    def install_snapshot(self, args):
+        return self._raft.install_snapshot(args)
+
+
+class _KVService:
+    """Only the clerk-facing methods of a KVServer, for an rpc server."""
+
+    def __init__(self, server: KVServer) -> None:
+        self._server = server
+
+    def get(self, args):
+        return self._server.get(args)
+
+    def put_append(self, args):
+        return self._server.put_append(args)
+
+    def status(self, args):
+        return self._server.status(args)
+
+
+class Replica:
+    """One replica as a process's core: listens on addresses[me] for both the Raft peers
+    ("Raft.*") and the clerks ("KV.*"), keeps its Raft state in `data_dir`. Raises
+    CorruptStateError (file and offset) when that state is damaged, OSError when the port is
+    taken, ValueError for a bad id. close() is idempotent and thread-safe."""
+
+    def __init__(self, me: int, addresses: list[str], data_dir: str,
+                 max_raft_state: int = DEFAULT_MAX_RAFT_STATE, *, host: str = "127.0.0.1",
+                 **raft_options) -> None:
+        if not 0 <= me < len(addresses):
+            raise ValueError(f"replica id {me} is not an index into {len(addresses)} peers")
+        os.makedirs(data_dir, exist_ok=True)
+        self._persister = FilePersister(os.path.join(data_dir, f"kvraft-{me}.raft"))
+        self._peers = [TcpPeer(address) for address in addresses]
+        self._life = csp.Lifecycle()
+        try:
+            self.server = KVServer(self._peers, me, self._persister, max_raft_state,
+                                   **raft_options)
+        except BaseException:
+            self._close_parts()
+            raise
+        self._rpc = rpc.Server()
+        self._rpc.register(_RaftPeerService(self.server.raft), name="Raft")
+        self._rpc.register(_KVService(self.server), name="KV")
+        _, port = parse_address(addresses[me])
+        try:
+            self._rpc.listen(port, host)
+        except OSError:
+            self.server.close()
+            self._close_parts()
+            raise
+
+    def close(self) -> None:
+        self._life.close_once(self._shut_down)
+
+    def _shut_down(self) -> None:
+        self._rpc.close()
+        self.server.close()
+        self._close_parts()
+
+    def _close_parts(self) -> None:
+        for peer in self._peers:
+            peer.close()
+        self._persister.close()
