@@ -252,14 +252,16 @@ def test_a_node_not_started_by_the_cluster_command_takes_no_faults_and_close_is_
 
 # ---- the cluster command's processes ---------------------------------------------------------
 
-def read_until(proc: subprocess.Popen, prefix: str) -> str:
-    """The first stdout line starting with `prefix` (failing at the deadline)."""
+def read_until(proc: subprocess.Popen, prefix: str) -> list[str]:
+    """The stdout lines up to the first one starting with `prefix`, that one last (failing at
+    the deadline). What follows it in the same read is dropped."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     buffer = b""
     while True:
-        for line in buffer.decode(errors="replace").splitlines():
+        lines = buffer.decode(errors="replace").splitlines()
+        for i, line in enumerate(lines):
             if line.startswith(prefix):
-                return line
+                return lines[:i + 1]
         ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
         if not ready:
             raise AssertionError(f"no line {prefix!r} in time; got {buffer!r}")
@@ -267,6 +269,19 @@ def read_until(proc: subprocess.Popen, prefix: str) -> str:
         if not chunk:
             raise AssertionError(f"stdout ended before {prefix!r}; got {buffer!r}")
         buffer += chunk
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop the cluster command as Ctrl-C would (it stops its nodes), killing it if it does
+    not end in time."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(DEADLINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.stdout.close()
 
 
 def pid_alive(pid: int) -> bool:
@@ -284,7 +299,7 @@ def test_cluster_web_kills_pauses_and_restarts_node_processes(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, PYTHONPATH=ROOT))
     try:
-        url = read_until(proc, "web view at ").removeprefix("web view at ")
+        url = read_until(proc, "web view at ")[-1].removeprefix("web view at ")
         assert url.startswith("http://127.0.0.1:")
         frame = wait_for_frame(url, lambda f: leader_of(f) is not None, "one leader")
         pids = {node["pid"] for node in frame["nodes"]}
@@ -317,10 +332,7 @@ def test_cluster_web_kills_pauses_and_restarts_node_processes(tmp_path):
         proc.terminate()
         assert proc.wait(DEADLINE_SECONDS) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        stop(proc)
         for pid in pids:   # a failed test must not leave the cluster's nodes behind
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
