@@ -21,6 +21,7 @@ const state = {
   receivedAt: 0,        // performance.now() when it came (live only)
   live: true,
   newestSeq: 0,
+  newestMillis: 0,
   oldestSeq: 0,
   builtFor: -1,         // how many nodes the ring and the controls were built for
 };
@@ -112,6 +113,7 @@ function show(frame, live) {
   state.receivedAt = performance.now();
   if (live) {
     state.newestSeq = frame.seq;
+    state.newestMillis = frame.epoch_millis;
     state.oldestSeq = frame.oldest_seq;
   }
   if (state.builtFor !== frame.nodes.length) build(frame.nodes.length);
@@ -289,7 +291,7 @@ function drawTimeline(frame) {
   if (state.live) scrubber.value = frame.seq;
   $("live-button").textContent = state.live ? "pause" : "live";
   $("when").textContent = state.live ? "live"
-    : `${((frame.seq - state.newestSeq) * 0.1).toFixed(1)} s`;
+    : `${((frame.epoch_millis - state.newestMillis) / 1000).toFixed(1)} s`;
 }
 
 // ---- messages in flight, on every animation frame -------------------------------------------
@@ -319,7 +321,10 @@ function drawMessages() {
       const progress = age / TRAVEL_MILLIS;
       // a call goes from the reporting node to its peer; the reply comes back
       const [a, b] = event.kind === "call" ? [from, to] : [to, from];
-      const x = a.x + (b.x - a.x) * progress, y = a.y + (b.y - a.y) * progress;
+      // from rim to rim, not centre to centre: the dots stay off the nodes' text
+      const length = Math.hypot(b.x - a.x, b.y - a.y) || 1;
+      const along = NODE_RADIUS + (length - 2 * NODE_RADIUS) * progress;
+      const x = a.x + ((b.x - a.x) * along) / length, y = a.y + ((b.y - a.y) * along) / length;
       const classes = ["msg", kind];
       if (event.kind === "reply") {
         classes.push("reply");

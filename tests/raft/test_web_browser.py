@@ -5,7 +5,10 @@ would click through them: one leader after the election, a submitted command com
 every node, the leader killed from the page and a new one within 5 s, the killed node restarted
 and catching up, a cut-off leader stepping down once healed. After each the page must have
 logged no error, and its screenshot (saved in the test's temporary directory) must not be
-blank. Everything skips, saying why, when Chromium, its driver or Selenium is missing."""
+blank. Everything skips, saying why, when Chromium, its driver or Selenium is missing.
+
+RAFT_WEB_SCREENSHOT=docs/raft-web.png also saves the page just after the new leader was
+elected in that file (the README's screenshot is made so)."""
 
 from __future__ import annotations
 
@@ -209,6 +212,10 @@ def test_killing_the_leader_shows_it_killed_and_a_new_leader_within_5_s(page):
                      "a new leader", NEW_LEADER_SECONDS - (time.monotonic() - clicked))
     assert new[0]["id"] != old
     page.driver.execute_script("window.killedNode = arguments[0];", old)
+    if os.environ.get("RAFT_WEB_SCREENSHOT"):   # the README's picture: see docs/
+        wait_until(lambda: page.driver.find_elements(By.CSS_SELECTOR, "#messages .lost"),
+                   "a message to the killed node drawn as lost", START_SECONDS)
+        page.driver.save_screenshot(os.environ["RAFT_WEB_SCREENSHOT"])
 
 
 def test_the_restarted_node_catches_up_to_the_commit_index(page, cluster):
@@ -249,3 +256,24 @@ def test_a_cut_off_leader_is_shown_stepping_down_once_healed(page):
         return (not node["cutOff"] and node["role"] == "follower"
                 and node["term"] >= new["term"])
     wait_until(stepped_down, "the healed old leader following", START_SECONDS)
+
+
+def test_the_timeline_pauses_the_picture_and_scrubs_back(page):
+    page.driver.find_element(By.ID, "live-button").click()
+    wait_until(lambda: page.driver.find_element(By.ID, "live-button").text == "live",
+               "the picture paused", START_SECONDS)
+    assert all(not button.is_enabled() for button in
+               page.driver.find_elements(By.CSS_SELECTOR, "#controls button"))
+    oldest = int(page.driver.find_element(By.ID, "scrubber").get_attribute("min"))
+    page.driver.execute_script("""
+        const scrubber = document.getElementById('scrubber');
+        scrubber.value = arguments[0];
+        scrubber.dispatchEvent(new Event('input'));""", oldest)
+    # the first frames are from before the election: no leader named then
+    wait_until(lambda: page.driver.find_element(By.ID, "when").text.startswith("-"),
+               "the time of an older frame shown", START_SECONDS)
+    wait_until(lambda: page.driver.find_element(By.ID, "leader").get_attribute(
+        "data-leader") == "", "the frame from before the election", START_SECONDS)
+    page.driver.find_element(By.ID, "live-button").click()
+    wait_until(lambda: page.driver.find_element(By.ID, "when").text == "live" and
+               page.leaders(), "live again, with the leader", START_SECONDS)
