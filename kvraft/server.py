@@ -64,6 +64,7 @@ log = logging.getLogger("kvraft")
 WAIT_SECONDS = 2.0          # a handler answers ERR_TIMEOUT after this long (the clerk retries)
 READ_INDEX_SECONDS = 1.0    # how long a read waits to confirm the leadership
 TICK_SECONDS = 0.05         # leadership checks
+MAX_BATCH = 512             # writes handed to Raft in one put_commands
 DEFAULT_MAX_RAFT_STATE = 1 << 20
 
 
@@ -185,6 +186,26 @@ class KVServer:
                 noop_term = term
                 self.raft.put_command(state_machine.NOOP_COMMAND)
 
+        def submit_writes(batch: list[_Write]) -> None:
+            fresh = []
+            for write in batch:
+                if machine.is_applied(write.clerk_id, write.seq):
+                    write.answer.send(PutAppendReply(OK))
+                else:
+                    fresh.append(write)
+            if not fresh:
+                return
+            first, term, leading = self.raft.put_commands([w.command for w in fresh])
+            if not leading:
+                hint = self._leader_hint()
+                for write in fresh:
+                    write.answer.send(PutAppendReply(ERR_WRONG_LEADER, hint))
+                return
+            for index, write in enumerate(fresh, first):
+                if index in writes:   # a stale waiter: whoever wins the index decides
+                    writes.pop(index)[1].answer.send(PutAppendReply(ERR_WRONG_LEADER))
+                writes[index] = (term, write)
+
         try:
             while True:
                 case, message, _ = csp.select_case(applied, requested, tick, stopping)
@@ -192,25 +213,24 @@ class KVServer:
                     return
                 if case is tick:
                     check_leadership()
-                elif case is requested and isinstance(message, _Write):
-                    if machine.is_applied(message.clerk_id, message.seq):
-                        message.answer.send(PutAppendReply(OK))
-                        continue
-                    index, term, leading = self.raft.put_command(message.command)
-                    if not leading:
-                        message.answer.send(PutAppendReply(ERR_WRONG_LEADER,
-                                                           self._leader_hint()))
-                        continue
-                    if index in writes:   # a stale waiter: whoever wins the index decides
-                        writes.pop(index)[1].answer.send(PutAppendReply(ERR_WRONG_LEADER))
-                    writes[index] = (term, message)
-                elif case is requested and isinstance(message, _Read):
-                    arrivals += 1
-                    heapq.heappush(reads, (message.index, arrivals, message))
-                    answer_reads()
                 elif case is requested:
-                    message.answer.send(self._status(applied_index, snapshot_index,
-                                                     len(machine.data)))
+                    # Take every request already waiting too: their writes go to Raft as one
+                    # batch (one log append, one wake-up of the replicators).
+                    batch = []
+                    while message is not None:
+                        if isinstance(message, _Write):
+                            batch.append(message)
+                        elif isinstance(message, _Read):
+                            arrivals += 1
+                            heapq.heappush(reads, (message.index, arrivals, message))
+                        else:
+                            message.answer.send(self._status(applied_index, snapshot_index,
+                                                             len(machine.data)))
+                        if len(batch) >= MAX_BATCH:
+                            break
+                        case, message, _ = csp.select_case(requested, default=True)
+                    answer_reads()
+                    submit_writes(batch)
                 elif isinstance(message, ApplySnapshot):
                     if message.index <= applied_index:
                         continue
