@@ -413,7 +413,13 @@ def _contained_outcome(ran: Ran, limits: Limits) -> Outcome:
         if name in ("SIGKILL", "SIGSEGV", "SIGABRT") and limits.memory_mb is not None:
             reason += f" (memory limit {limits.memory_mb} MB?)"
         return Outcome("error", ran.seconds, reason, "", reason)
-    return outcome_of(ran.returncode, ran.stdout, ran.stderr, ran.seconds)
+    outcome = outcome_of(ran.returncode, ran.stdout, ran.stderr, ran.seconds)
+    if outcome.status != "pass" and "File too large" in outcome.reason:
+        # Python ignores SIGXFSZ: a write over the limit raises OSError(EFBIG) instead.
+        reason = f"output limit: wrote more than {limits.output_mb} MB to one file"
+        return Outcome(outcome.status, outcome.seconds, reason, outcome.summary,
+                       outcome.detail)
+    return outcome
 
 
 def run_group(targets: list[str], root: str = ROOT,

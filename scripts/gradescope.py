@@ -61,6 +61,7 @@ RESULTS="$AUTOGRADER/results/results.json"
 PYTHON="${{AUTOGRADER_PYTHON:-$SOURCE/.venv/bin/python}}"
 mkdir -p "$AUTOGRADER/results"
 rm -f "$RESULTS"
+started=$SECONDS
 cd "$SOURCE" || exit 1
 # AUTOGRADER_GRADE_ARGS is split into words on purpose.
 # shellcheck disable=SC2086
@@ -68,8 +69,9 @@ cd "$SOURCE" || exit 1
   --gradescope "$RESULTS" ${{AUTOGRADER_GRADE_ARGS:-}}
 status=$?
 if [ ! -s "$RESULTS" ]; then
-  printf '{{"score": 0, "output": "The grader itself failed (exit status %s): please tell the course staff.", "tests": []}}\\n' \\
-    "$status" > "$RESULTS"
+  message="The grader itself failed (exit status $status): please tell the course staff."
+  printf '{{"score": 0, "execution_time": %s, "output": "%s", "tests": []}}\\n' \\
+    "$((SECONDS - started))" "$message" > "$RESULTS"
 fi
 exit 0
 """
