@@ -11,10 +11,12 @@ there means the leadership was lost: the clerk retries elsewhere). Exactly once:
 machine's dedup table (kvraft.state_machine) skips a retried operation, and a write already
 applied is answered at once.
 
-Reads skip the log (Raft dissertation 6.4, ReadIndex): the handler asks `Raft.read_index`
-(the leader, once an entry of its term is committed, records its commit index and confirms
-with a heartbeat round that a majority still follows it), then the loop answers once it has
-applied through that index. A leader paused (SIGSTOP) while the others went on cannot confirm
+Reads skip the log (Raft dissertation 6.4, ReadIndex): the reads thread asks
+`Raft.read_index` (the leader, once an entry of its term is committed, records its commit
+index and confirms with a heartbeat round that a majority still follows it), then the loop
+answers once it has applied through that index. One round serves every get that arrived
+before it began (gets arriving meanwhile wait for the next), so concurrent gets cost one
+heartbeat round per round trip, not one each. A leader paused (SIGSTOP) while the others went on cannot confirm
 and never answers from stale state. A new leader commits a no-op at once so reads need not
 wait for a write (6.4's first step).
 
@@ -32,11 +34,15 @@ Threads (S is `me`):
                        writes of a lost term are answered ErrWrongLeader, a new leader's
                        no-op) and the close. Never blocks on a handler: each request carries
                        its own Chan(1) for the answer.
-    (handlers)         the rpc server's (or simnet's) threads: validate, ask read_index (reads),
-                       send the request to the loop, wait for the answer, ERR_TIMEOUT after
-                       WAIT_SECONDS, ERR_CLOSED once close begins
+    kvraft-S/reads     takes every get waiting, asks Raft.read_index once for all of them, and
+                       hands them with the index to the loop (or answers ErrWrongLeader);
+                       then takes the gets that arrived meanwhile. Ends when close begins.
+    (handlers)         the rpc server's (or simnet's) threads: validate, send the request to
+                       the loop (gets: to the reads thread), wait for the answer, ERR_TIMEOUT
+                       after WAIT_SECONDS, ERR_CLOSED once close begins
     (the Raft peer's threads)
-close() (csp.Lifecycle) wakes waiting handlers, joins the loop, then stops the Raft peer.
+close() (csp.Lifecycle) wakes waiting handlers, joins the loop and the reads thread (a
+read_index in progress returns once the peer stops), then stops the Raft peer.
 No locks here: the loop owns everything, the handlers talk to it through channels.
 """
 
@@ -79,8 +85,14 @@ class _Write:
 @dataclass
 class _Read:
     key: str
-    index: int
     answer: csp.Chan
+    index: int = 0   # set by the reads thread: answer once applied through it
+
+
+@dataclass
+class _ConfirmedReads:
+    index: int
+    reads: list
 
 
 @dataclass
@@ -102,21 +114,18 @@ class KVServer:
         self._max_raft_state = max_raft_state
         self._life = csp.Lifecycle()
         self._requests = csp.Chan()
+        self._gets = csp.Chan()   # to the reads thread
         self._apply_ch = csp.Chan(256)
         self.raft = Raft(peers, me, self._apply_ch, persister=persister, **raft_options)
         self._loop_thread = csp.go(self._loop, name=f"kvraft-{me}/loop")
+        self._reads_thread = csp.go(self._confirm_reads, name=f"kvraft-{me}/reads")
 
     # ---- handlers (rpc threads) -------------------------------------------------------------
 
     def get(self, args: GetArgs) -> GetReply:
         if not isinstance(args, GetArgs) or type(args.key) is not str:
             return GetReply(f"{ERR_BAD_REQUEST}: a get wants GetArgs with a str key")
-        if self._life.is_stopping:
-            return GetReply(ERR_CLOSED)
-        index = self.raft.read_index(READ_INDEX_SECONDS)
-        if index is None:
-            return GetReply(ERR_WRONG_LEADER, leader_hint=self._leader_hint())
-        answer = self._ask(_Read(args.key, index, csp.Chan(1)))
+        answer = self._ask(_Read(args.key, csp.Chan(1)), self._gets)
         return answer if isinstance(answer, GetReply) else GetReply(answer)
 
     def put_append(self, args: PutAppendArgs) -> PutAppendReply:
@@ -136,10 +145,11 @@ class KVServer:
         answer = self._ask(_StatusRequest(csp.Chan(1)))
         return answer if isinstance(answer, Status) else None
 
-    def _ask(self, request):
-        """Send `request` to the loop and wait for its answer; an error string if none came."""
+    def _ask(self, request, to: csp.Chan | None = None):
+        """Send `request` to the loop (or `to`) and wait for its answer; an error string if
+        none came."""
         stopping = csp.Recv(self._life.stopping)
-        case, _, _ = csp.select_case(csp.Send(self._requests, request), stopping)
+        case, _, _ = csp.select_case(csp.Send(to or self._requests, request), stopping)
         if case is stopping:
             return ERR_CLOSED
         answered = csp.Recv(request.answer)
@@ -152,6 +162,32 @@ class KVServer:
     def _leader_hint(self) -> int | None:
         leader = self.raft.status()["leader"]
         return None if leader == self.me else leader
+
+    # ---- the reads thread ---------------------------------------------------------------------
+
+    def _confirm_reads(self) -> None:
+        asked = csp.Recv(self._gets)
+        stopping = csp.Recv(self._life.stopping)
+        while True:
+            case, read, _ = csp.select_case(asked, stopping)
+            if case is stopping:
+                return
+            reads = [read]
+            while True:   # every get already waiting joins this round
+                case, read, _ = csp.select_case(asked, default=True)
+                if case is None:
+                    break
+                reads.append(read)
+            index = self.raft.read_index(READ_INDEX_SECONDS)
+            if index is None:
+                hint = self._leader_hint()
+                for read in reads:
+                    read.answer.send(GetReply(ERR_WRONG_LEADER, leader_hint=hint))
+                continue
+            case, _, _ = csp.select_case(csp.Send(self._requests, _ConfirmedReads(index, reads)),
+                                         stopping)
+            if case is stopping:
+                return
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -220,9 +256,10 @@ class KVServer:
                     while message is not None:
                         if isinstance(message, _Write):
                             batch.append(message)
-                        elif isinstance(message, _Read):
-                            arrivals += 1
-                            heapq.heappush(reads, (message.index, arrivals, message))
+                        elif isinstance(message, _ConfirmedReads):
+                            for read in message.reads:
+                                arrivals += 1
+                                heapq.heappush(reads, (message.index, arrivals, read))
                         else:
                             message.answer.send(self._status(applied_index, snapshot_index,
                                                              len(machine.data)))
@@ -278,7 +315,8 @@ class KVServer:
 
     def _shut_down(self) -> None:
         self._loop_thread.join()
-        self.raft.stop()
+        self.raft.stop()   # ends a read_index in progress
+        self._reads_thread.join()
 
 
 class _RaftPeerService:
