@@ -84,7 +84,7 @@ KITS: dict[str, Kit] = {
         title="P2: Raft",
         packages=("csp", "rpc", "raft"),
         tests=("tests/raft",),
-        # The peer and its own rules and log; the RPC messages (fixed by DESIGN.md), the
+        # The peer and its own rules and log; the RPC messages (a fixed public API), the
         # persister, the node process and its client are staff.
         student=("raft/raft.py", "raft/rules.py", "raft/log.py"),
         readme_sections=("P2: rpc and Raft", "csp in one screen", "The synchronisation rule"),
