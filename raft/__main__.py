@@ -3,7 +3,7 @@
 Threads: each command runs on the main thread; `node` starts a Node, which runs its own
 threads (see raft.node); `cluster` runs its nodes as child processes and polls them, and with
 `--web PORT` serves their live picture (raft.web, its own threads), whose request threads
-kill, pause and restart the processes through NodeProcesses (one mutex).
+kill, pause and restart the processes through raft.web.NodeProcesses (one mutex).
 """
 
 from __future__ import annotations
@@ -11,11 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Optional
 
@@ -109,83 +106,6 @@ def cluster(
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-class NodeProcesses:
-    """The cluster's node processes: started, killed (SIGKILL), paused (SIGSTOP), resumed
-    (SIGCONT) and restarted from their data directory on request. Thread-safe (one mutex: the
-    main thread and the web page's request threads both call it); nothing here blocks for
-    long (a kill waits for the process to be reaped)."""
-
-    def __init__(self, addresses: list[str], data_dir: str) -> None:
-        self._addresses = addresses
-        self._data_dir = data_dir
-        self._lock = threading.Lock()
-        self._procs: list[subprocess.Popen | None] = [None] * len(addresses)
-        self._paused = [False] * len(addresses)
-
-    def start(self, node_id: int) -> int:
-        """Start node `node_id`'s process (with its fault switch enabled); its PID."""
-        with self._lock:
-            return self._start(node_id)
-
-    def _start(self, node_id: int) -> int:
-        proc = subprocess.Popen([sys.executable, "-m", "raft", "node", "--id", str(node_id),
-                                 "--peers", ",".join(self._addresses), "--data-dir",
-                                 self._data_dir, "--allow-faults"], stdout=subprocess.DEVNULL)
-        self._procs[node_id] = proc
-        self._paused[node_id] = False
-        return proc.pid
-
-    def states(self) -> list[dict]:
-        """Per node: {"process": "alive" | "paused" | "killed", "pid"} ("killed" also when it
-        exited by itself)."""
-        with self._lock:
-            return [{"process": self._state(i), "pid": None if proc is None else proc.pid}
-                    for i, proc in enumerate(self._procs)]
-
-    def _state(self, node_id: int) -> str:
-        proc = self._procs[node_id]
-        if proc is None or proc.poll() is not None:
-            return "killed"
-        return "paused" if self._paused[node_id] else "alive"
-
-    def control(self, node_id: int, action: str) -> str:
-        """kill | restart | pause | resume node `node_id`; the message to show.
-        raft.web.ControlRefused when the action does not fit its state."""
-        from raft.web import ControlRefused
-        with self._lock:
-            state = self._state(node_id)
-            wanted = {"kill": ("alive", "paused"), "pause": ("alive",), "resume": ("paused",),
-                      "restart": ("killed",)}[action]
-            if state not in wanted:
-                raise ControlRefused(f"node {node_id} is {state}: cannot {action} it")
-            proc = self._procs[node_id]
-            if action == "kill":
-                proc.kill()
-                proc.wait()
-                return f"node {node_id} killed (kill -9 {proc.pid})"
-            if action == "restart":
-                return f"node {node_id} restarted from its data directory, pid " \
-                       f"{self._start(node_id)}"
-            proc.send_signal(signal.SIGSTOP if action == "pause" else signal.SIGCONT)
-            self._paused[node_id] = action == "pause"
-            return f"node {node_id} {'paused (SIGSTOP)' if action == 'pause' else 'resumed'}"
-
-    def stop_all(self) -> None:
-        """SIGTERM every running process and wait for each. A paused one is resumed first: a
-        SIGTERM left pending while it is stopped may be taken by a thread other than the
-        main one when it resumes, and never reach the main thread."""
-        with self._lock:
-            running = [proc for proc in self._procs if proc is not None]
-            for i, proc in enumerate(self._procs):
-                if proc is not None and proc.poll() is None:
-                    if self._paused[i]:
-                        proc.send_signal(signal.SIGCONT)
-                        self._paused[i] = False
-                    proc.terminate()
-            for proc in running:
-                proc.wait()
-
-
 def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
                  web_port: int | None, web_host: str) -> None:
     """Start the node processes (and the web view), print their changes until `seconds` or
@@ -196,7 +116,12 @@ def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
     kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
             else "kept at exit")
     typer.echo(f"peers {peers}\nstate in {data_dir} ({kept})")
-    processes = NodeProcesses(addresses, data_dir)
+    from raft.web import NodeProcesses
+
+    def node_command(node_id: int) -> list[str]:
+        return [sys.executable, "-m", "raft", "node", "--id", str(node_id), "--peers", peers,
+                "--data-dir", data_dir, "--allow-faults"]
+    processes = NodeProcesses(len(addresses), node_command)
     stop_on_sigterm()
     with StatusLine() as live:
         live.show(f"starting {nodes} node processes ...")
@@ -217,7 +142,7 @@ def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
             processes.stop_all()
 
 
-def _start_web(addresses: list[str], processes: NodeProcesses, port: int, host: str):
+def _start_web(addresses: list[str], processes, port: int, host: str):
     from raft.web import WebView
     try:
         return WebView(addresses, processes, port=port, host=host)

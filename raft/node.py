@@ -10,12 +10,18 @@ Services on the node's rpc server (at addresses[node_id]):
                                                 are committed (or leadership is lost)
     Node.status(StatusQuery)  -> Status          role, term, commit, last index, leader hint
     Node.applied(AppliedQuery)-> Applied         the committed commands from an index on
-    Node.view(ViewQuery)      -> View            the detailed status and the recent RPC events
+    Watch.view(ViewQuery)     -> View            the detailed status and the recent RPC events
                                                 (raft.events), for the live web picture
-    Node.fault(Fault)         -> FaultSet        cut this node off from the other nodes, or
+    Watch.fault(Fault)        -> FaultSet        cut this node off from the other nodes, or
                                                 heal it; refused unless the node was made
                                                 with allow_faults (only `python -m raft
                                                 cluster` starts its nodes so)
+The Watch service, the event ring and the fault switch come in one piece, NodeWatch, which any
+process built on a Raft peer and TcpPeers (kvraft's replicas too) can use the same way:
+    watch = NodeWatch(me, allow_faults)
+    peers = watch.peers(addresses)                    # TcpPeers that report and obey
+    server.register(RaftPeerService(raft, watch.switch), name="Raft")
+    server.register(WatchService(watch, raft), name="Watch")
 Cut off, a node's transport drops every peer RPC both ways: its own calls answer None at once
 (Raft sees a lost message) and the peers' calls to it get an error reply; its Node service
 keeps answering, so the picture still sees it.
@@ -222,15 +228,16 @@ class TcpPeer:
             client.close()
 
 
-class _RaftService:
-    """Only the peer RPCs of a Raft object, for its rpc server; refused while cut off."""
+class RaftPeerService:
+    """Only the peer RPCs of a Raft object, for its rpc server (as "Raft"); refused while
+    `switch` (if given) is cut off."""
 
-    def __init__(self, raft: Raft, switch: FaultSwitch) -> None:
+    def __init__(self, raft: Raft, switch: FaultSwitch | None = None) -> None:
         self._raft = raft
         self._switch = switch
 
     def _check_link(self) -> None:
-        if self._switch.cut_off:
+        if self._switch is not None and self._switch.cut_off:
             raise CutOff("this node is cut off from its peers")
 
     def request_vote(self, args):
@@ -246,6 +253,55 @@ class _RaftService:
         return self._raft.install_snapshot(args)
 
 
+class NodeWatch:
+    """What a node shows its live picture: its event ring (every TcpPeer call it makes) and
+    its fault switch. Thread-safe; holds no threads and nothing to close."""
+
+    def __init__(self, node_id: int, allow_faults: bool = False,
+                 event_capacity: int = 512) -> None:
+        self.node_id = node_id
+        self.allow_faults = allow_faults
+        self.events = EventRing(event_capacity)
+        self.switch = FaultSwitch()
+
+    def peers(self, addresses: list[str]) -> list[TcpPeer]:
+        """One TcpPeer per address, reporting to the ring and obeying the switch."""
+        return [TcpPeer(address, events=self.events, peer_id=peer, switch=self.switch)
+                for peer, address in enumerate(addresses)]
+
+    def view(self, raft: Raft, after_seq: int = 0, boot: str = "") -> View:
+        """`raft`'s detailed status and the events after `after_seq` (all kept ones when `boot`
+        names another ring than this one). Never blocks on the network."""
+        if boot and boot != self.events.boot:
+            after_seq = 0
+        last_seq, events = self.events.since(after_seq)
+        return View(self.node_id, raft.status(detail=True), self.events.boot, last_seq,
+                    events, self.switch.cut_off, self.allow_faults)
+
+    def set_cut_off(self, cut_off: bool) -> bool:
+        """Cut the node off from its peers (True) or heal it (False); returns the new state.
+        PermissionError unless made with allow_faults."""
+        if not self.allow_faults:
+            raise PermissionError(f"node {self.node_id} takes no faults: it was not started "
+                                  "by a cluster command")
+        self.switch.cut_off = cut_off
+        return cut_off
+
+
+class WatchService:
+    """NodeWatch over rpc (registered as "Watch"): view(ViewQuery), fault(Fault)."""
+
+    def __init__(self, watch: NodeWatch, raft: Raft) -> None:
+        self._watch = watch
+        self._raft = raft
+
+    def view(self, args: ViewQuery) -> View:
+        return self._watch.view(self._raft, args.after_seq, args.boot)
+
+    def fault(self, args: Fault) -> FaultSet:
+        return FaultSet(self._watch.set_cut_off(bool(args.cut_off)))
+
+
 class _NodeService:
     def __init__(self, node: "Node") -> None:
         self._node = node
@@ -257,12 +313,6 @@ class _NodeService:
         state = self._node.raft.status()
         return Status(self._node.node_id, **{name: state[name] for name in STATUS_FIELDS})
 
-    def view(self, args: ViewQuery) -> View:
-        return self._node.view(args.after_seq, args.boot)
-
-    def fault(self, args: Fault) -> FaultSet:
-        return FaultSet(self._node.set_cut_off(bool(args.cut_off)))
-
     def applied(self, args: AppliedQuery) -> Applied:
         return Applied(self._node.applied_commands(args.from_index))
 
@@ -273,7 +323,7 @@ STATUS_FIELDS = ("role", "term", "commit_index", "last_applied", "last_index", "
 class Node:
     """Starts at once: listens on addresses[node_id] (OSError if the port is taken), restores
     from `data_dir` (CorruptStateError if the state file is damaged; None: keep the state in
-    memory only, which a crash loses). `allow_faults`: Node.fault may cut it off (the cluster
+    memory only, which a crash loses). `allow_faults`: Watch.fault may cut it off (the cluster
     command's nodes only). close() is idempotent and thread-safe."""
 
     def __init__(self, node_id: int, addresses: list[str], data_dir: str | None, *,
@@ -287,11 +337,8 @@ class Node:
         else:
             os.makedirs(data_dir, exist_ok=True)
             self._persister = FilePersister(os.path.join(data_dir, f"node-{node_id}.raft"))
-        self.events = EventRing(event_capacity)
-        self._switch = FaultSwitch()
-        self._allow_faults = allow_faults
-        self._peers = [TcpPeer(address, events=self.events, peer_id=peer, switch=self._switch)
-                       for peer, address in enumerate(addresses)]
+        self.watch = NodeWatch(node_id, allow_faults, event_capacity)
+        self._peers = self.watch.peers(addresses)
         self._apply_ch = csp.Chan(1024)
         self._changed = threading.Condition()
         self._applied: list = []        # (id, value) of every applied command, index - 1
@@ -301,8 +348,9 @@ class Node:
         self.raft = Raft(self._peers, node_id, self._apply_ch, persister=self._persister,
                          **raft_options)
         self._server = rpc.Server()
-        self._server.register(_RaftService(self.raft, self._switch), name="Raft")
+        self._server.register(RaftPeerService(self.raft, self.watch.switch), name="Raft")
         self._server.register(_NodeService(self), name="Node")
+        self._server.register(WatchService(self.watch, self.raft), name="Watch")
         _, port = parse_address(addresses[node_id])
         try:
             self._server.listen(port, host)
@@ -337,22 +385,8 @@ class Node:
         return Submitted(True, first_index=first)
 
     def view(self, after_seq: int = 0, boot: str = "") -> View:
-        """The detailed status and the events after `after_seq` (all kept ones when `boot`
-        names another ring than this node's). Never blocks on the network."""
-        if boot and boot != self.events.boot:
-            after_seq = 0
-        last_seq, events = self.events.since(after_seq)
-        return View(self.node_id, self.raft.status(detail=True), self.events.boot, last_seq,
-                    events, self._switch.cut_off, self._allow_faults)
-
-    def set_cut_off(self, cut_off: bool) -> bool:
-        """Cut this node off from its peers (True) or heal it (False); returns the new state.
-        PermissionError unless the node was made with allow_faults."""
-        if not self._allow_faults:
-            raise PermissionError(f"node {self.node_id} takes no faults: it was not started "
-                                  "by `python -m raft cluster`")
-        self._switch.cut_off = cut_off
-        return cut_off
+        """NodeWatch.view of this node's peer."""
+        return self.watch.view(self.raft, after_seq, boot)
 
     def applied_commands(self, from_index: int = 1) -> list:
         with self._changed:

@@ -1,8 +1,14 @@
 """The live web picture of a local Raft cluster: `python -m raft cluster --web PORT`.
 
+    processes = NodeProcesses(len(addresses), node_command)   # node_command(i) -> argv
+    processes.start(i) ...
     view = WebView(addresses, processes, port=8080)   # serves http://127.0.0.1:8080/
     view.url
-    view.close()
+    view.close(); processes.stop_all()
+
+Any cluster of processes built on raft.node's NodeWatch (a Raft node, a kvraft replica) can be
+shown: the page asks each node's "Watch" rpc service, and `submit` (a function of the typed
+text) decides what the submit box does, `submit_hint` what it says.
 
 The page (raft/web/index.html, page.js, style.css: plain HTML, CSS and JavaScript drawing
 SVG, nothing fetched from elsewhere) polls `GET /frame` every 150 ms and draws each node on a
@@ -16,22 +22,24 @@ HTTP endpoints (bad requests get a 4xx and a JSON {"error": "one line"}):
     GET  /frame                      the newest frame (JSON, see _Picture.frame)
     GET  /frame?seq=N                an older one; 404 once it is out of the history
     POST /node/I/ACTION              ACTION: kill, restart, pause, resume (the processes
-                                     object's), cut, heal (the node's fault switch, Node.fault)
+                                     object's), cut, heal (the node's fault switch, Watch.fault)
     POST /submit  {"command": "..."} commit a command through whoever leads (raft.client)
 
-`processes` is the cluster's supervisor, duck-typed: `states() -> [{"process": "alive" |
+`processes` is the cluster's supervisor (NodeProcesses, or anything alike): `states() -> [{"process": "alive" |
 "paused" | "killed", "pid": int | None}]` per node, and `control(node, action) -> message` for
 kill, restart, pause and resume, raising ControlRefused when the action does not fit the
 node's state (a 409). Both must be thread-safe: handler threads call them.
 
 Threads (all end in close()):
-    raft-web/poll-I    one per node: asks node I for Node.view every POLL_SECONDS (its own rpc
+    raft-web/poll-I    one per node: asks node I for Watch.view every POLL_SECONDS (its own rpc
                        client and event position) and hands the answer to the picture loop
     raft-web/picture   owns the picture: the newest view of each node, the recent events,
                        the frames of the timeline; makes a frame every FRAME_SECONDS and
                        answers the handlers' frame requests, all through channels
     raft-web/http      the ThreadingHTTPServer's accept loop; one short-lived thread per
                        request (joined by close, which waits for a submit in progress)
+NodeProcesses has no thread: its callers (the main thread, the request threads) share one
+mutex (allowed in raft/), held while a signal is sent or a process started or reaped.
 close() is idempotent and thread-safe: it stops the server (joining the request threads), then
 the picture loop and the pollers, and closes their clients.
 """
@@ -44,6 +52,9 @@ import json
 import logging
 import os
 import re
+import signal
+import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -62,6 +73,8 @@ FAULT_TIMEOUT_SECONDS = 2.0
 SUBMIT_DEADLINE_SECONDS = 5.0
 MAX_COMMAND_CHARS = 200
 MAX_BODY_BYTES = 4096
+STOP_RETRY_SECONDS = 2.0       # NodeProcesses.stop_all: SIGTERM again after this long,
+STOP_ATTEMPTS = 10             # SIGKILL after this many
 PROCESS_ACTIONS = ("kill", "restart", "pause", "resume")
 FAULT_ACTIONS = {"cut": True, "heal": False}
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -166,8 +179,9 @@ def frame_leader(nodes: list[dict]) -> int | None:
 class _Picture:
     """The state raft-web/picture owns (nothing else touches it)."""
 
-    def __init__(self, addresses: list[str], history_frames: int) -> None:
+    def __init__(self, addresses: list[str], history_frames: int, submit_hint: str) -> None:
         self.addresses = addresses
+        self.submit_hint = submit_hint
         self.views: list[dict | None] = [None] * len(addresses)
         self.heard_at: list[float | None] = [None] * len(addresses)
         self.events: collections.deque = collections.deque(maxlen=4000)
@@ -185,7 +199,8 @@ class _Picture:
 
     def frame(self, processes: list[dict]) -> bytes:
         """The next frame, as JSON: seq, epoch_millis, nodes (node_picture), leader, events
-        (those of the last EVENT_WINDOW_MILLIS, each with its "from" node), oldest_seq."""
+        (those of the last EVENT_WINDOW_MILLIS, each with its "from" node), oldest_seq,
+        submit_hint."""
         now = time.monotonic()
         now_millis = int(time.time() * 1000)
         nodes = []
@@ -208,6 +223,7 @@ class _Picture:
         if len(self.frames) == self.frames.maxlen:
             oldest += 1
         body = json.dumps({"seq": seq, "epoch_millis": now_millis, "oldest_seq": oldest,
+                           "submit_hint": self.submit_hint,
                            "nodes": nodes, "leader": frame_leader(nodes),
                            "events": events}).encode()
         self.frames.append((seq, body))
@@ -230,13 +246,20 @@ class WebView:
     once; OSError if the port is taken. close() is idempotent and thread-safe."""
 
     def __init__(self, addresses: list[str], processes, port: int = 0,
-                 host: str = "127.0.0.1", history_seconds: float = 180.0) -> None:
+                 host: str = "127.0.0.1", history_seconds: float = 180.0,
+                 submit=None, submit_hint: str = "a command") -> None:
+        """`submit(text) -> {"message": ...}` runs what the submit box sends, raising
+        ControlRefused (a 409) when it cannot be done and BadRequest for text it does not take
+        (default: commit the text as one command, `submit_raft_command`)."""
         self.addresses = list(addresses)
         self._processes = processes
+        self._submit = submit or (lambda text: submit_raft_command(self.addresses, text))
+        self.submit_hint = submit_hint
         self._life = csp.Lifecycle()
         self._views = csp.Chan(len(addresses))
         self._requests = csp.Chan()
-        self._picture = _Picture(self.addresses, max(int(history_seconds / FRAME_SECONDS), 1))
+        self._picture = _Picture(self.addresses, max(int(history_seconds / FRAME_SECONDS), 1),
+                                 submit_hint)
         self._server = _Server((host, port), _handler_for(self))
         self.port = self._server.server_address[1]
         self.url = f"http://{host}:{self.port}/"
@@ -269,7 +292,7 @@ class WebView:
                     if client is None:
                         client = rpc.dial(self.addresses[node_id],
                                           timeout=VIEW_TIMEOUT_SECONDS)
-                    view = client.call("Node.view", ViewQuery(after_seq, boot),
+                    view = client.call("Watch.view", ViewQuery(after_seq, boot),
                                        timeout=VIEW_TIMEOUT_SECONDS)
                     boot, after_seq = view.boot, view.last_seq
                 except rpc.CallTimeout:
@@ -338,7 +361,7 @@ class WebView:
         try:
             client = rpc.dial(self.addresses[node_id], timeout=FAULT_TIMEOUT_SECONDS)
             try:
-                client.call("Node.fault", Fault(cut_off), timeout=FAULT_TIMEOUT_SECONDS)
+                client.call("Watch.fault", Fault(cut_off), timeout=FAULT_TIMEOUT_SECONDS)
             finally:
                 client.close()
         except rpc.RemoteError as exc:
@@ -348,17 +371,107 @@ class WebView:
                                  "paused?") from None
         return f"node {node_id} {'cut off from the others' if cut_off else 'healed'}"
 
-    def submit(self, command: str) -> dict:
-        """Commit `command` through whoever leads, within SUBMIT_DEADLINE_SECONDS: {"index",
-        "leader", "message"}; ControlRefused when no leader committed it."""
-        from raft.client import NoLeader, submit
-        try:
-            index, leader = submit(self.addresses, [command],
-                                   deadline_seconds=SUBMIT_DEADLINE_SECONDS)
-        except NoLeader as exc:
-            raise ControlRefused(str(exc)) from None
-        return {"index": index, "leader": leader,
-                "message": f"{command!r} committed at index {index} by node {leader}"}
+    def submit(self, text: str) -> dict:
+        """What the submit box sent, run by the `submit` function given (see __init__)."""
+        return self._submit(text)
+
+
+def submit_raft_command(addresses: list[str], command: str) -> dict:
+    """Commit `command` through whoever leads, within SUBMIT_DEADLINE_SECONDS: {"index",
+    "leader", "message"}; ControlRefused when no leader committed it."""
+    from raft.client import NoLeader, submit
+    try:
+        index, leader = submit(addresses, [command], deadline_seconds=SUBMIT_DEADLINE_SECONDS)
+    except NoLeader as exc:
+        raise ControlRefused(str(exc)) from None
+    return {"index": index, "leader": leader,
+            "message": f"{command!r} committed at index {index} by node {leader}"}
+
+
+class NodeProcesses:
+    """The cluster's node processes: started, killed (SIGKILL), paused (SIGSTOP), resumed
+    (SIGCONT) and restarted from their data directory on request. Thread-safe (one mutex: the
+    main thread and the web page's request threads both call it); nothing here blocks for
+    long (a kill waits for the process to be reaped)."""
+
+    def __init__(self, count: int, node_command) -> None:
+        """`count` nodes; `node_command(node_id)` is the argv that starts (and restarts) one,
+        its fault switch enabled."""
+        self._node_command = node_command
+        self._lock = threading.Lock()
+        self._procs: list[subprocess.Popen | None] = [None] * count
+        self._paused = [False] * count
+
+    def start(self, node_id: int) -> int:
+        """Start node `node_id`'s process; its PID."""
+        with self._lock:
+            return self._start(node_id)
+
+    def _start(self, node_id: int) -> int:
+        proc = subprocess.Popen(self._node_command(node_id), stdout=subprocess.DEVNULL)
+        self._procs[node_id] = proc
+        self._paused[node_id] = False
+        return proc.pid
+
+    def states(self) -> list[dict]:
+        """Per node: {"process": "alive" | "paused" | "killed", "pid"} ("killed" also when it
+        exited by itself)."""
+        with self._lock:
+            return [{"process": self._state(i), "pid": None if proc is None else proc.pid}
+                    for i, proc in enumerate(self._procs)]
+
+    def _state(self, node_id: int) -> str:
+        proc = self._procs[node_id]
+        if proc is None or proc.poll() is not None:
+            return "killed"
+        return "paused" if self._paused[node_id] else "alive"
+
+    def control(self, node_id: int, action: str) -> str:
+        """kill | restart | pause | resume node `node_id`; the message to show.
+        ControlRefused when the action does not fit its state."""
+        with self._lock:
+            state = self._state(node_id)
+            wanted = {"kill": ("alive", "paused"), "pause": ("alive",), "resume": ("paused",),
+                      "restart": ("killed",)}[action]
+            if state not in wanted:
+                raise ControlRefused(f"node {node_id} is {state}: cannot {action} it")
+            proc = self._procs[node_id]
+            if action == "kill":
+                proc.kill()
+                proc.wait()
+                return f"node {node_id} killed (kill -9 {proc.pid})"
+            if action == "restart":
+                return f"node {node_id} restarted from its data directory, pid " \
+                       f"{self._start(node_id)}"
+            proc.send_signal(signal.SIGSTOP if action == "pause" else signal.SIGCONT)
+            self._paused[node_id] = action == "pause"
+            return f"node {node_id} {'paused (SIGSTOP)' if action == 'pause' else 'resumed'}"
+
+    def stop_all(self) -> None:
+        """SIGTERM every running process (resuming a paused one first) and wait for each;
+        a process still there after STOP_RETRY_SECONDS gets SIGTERM again, and SIGKILL after
+        STOP_ATTEMPTS. Why again: a node's main thread sleeps on a lock until a signal wakes
+        it, and a SIGTERM that reaches a just-resumed process may be taken by another of its
+        threads, leaving the main thread asleep (the Python-level handler has only set its
+        flag); a second one, once every thread runs, wakes it."""
+        with self._lock:
+            running = [proc for proc in self._procs if proc is not None]
+            for i, proc in enumerate(self._procs):
+                if proc is not None and proc.poll() is None:
+                    if self._paused[i]:
+                        proc.send_signal(signal.SIGCONT)
+                        self._paused[i] = False
+                    proc.terminate()
+            for proc in running:
+                for _ in range(STOP_ATTEMPTS):
+                    try:
+                        proc.wait(STOP_RETRY_SECONDS)
+                        break
+                    except subprocess.TimeoutExpired:
+                        proc.terminate()
+                else:
+                    proc.kill()
+                    proc.wait()
 
 
 class _Server(http.server.ThreadingHTTPServer):

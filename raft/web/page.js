@@ -121,6 +121,9 @@ function show(frame, live) {
   drawLogs(frame);
   drawControls(frame);
   drawTimeline(frame);
+  if ($("submit-command").placeholder !== frame.submit_hint) {
+    $("submit-command").placeholder = frame.submit_hint;
+  }
   const leader = $("leader");
   leader.dataset.leader = frame.leader === null ? "" : String(frame.leader);
   leader.textContent = frame.leader === null ? "no leader"

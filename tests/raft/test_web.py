@@ -20,8 +20,8 @@ import pytest
 from raft.client import local_addresses
 from raft.events import EventRing
 from raft.node import Node
-from raft.web import (BadRequest, ControlRefused, WebView, frame_leader, node_picture,
-                      parse_frame_query, parse_node_action, parse_submit_body)
+from raft.web import (BadRequest, ControlRefused, NodeProcesses, WebView, frame_leader,
+                      node_picture, parse_frame_query, parse_node_action, parse_submit_body)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEADLINE_SECONDS = 60   # process starts and elections on a loaded machine included
@@ -248,6 +248,64 @@ def test_a_node_not_started_by_the_cluster_command_takes_no_faults_and_close_is_
         node.close()
     with pytest.raises(OSError):
         urllib.request.urlopen(view.url + "frame", timeout=5)
+
+
+def test_another_service_decides_what_the_submit_box_does(tmp_path):
+    addresses = local_addresses(1)
+    node = Node(0, addresses, str(tmp_path))
+
+    def put_or_get(text: str) -> dict:
+        verb, _, rest = text.partition(" ")
+        if verb not in ("put", "get"):
+            raise BadRequest(400, f"want put KEY VALUE or get KEY, not {verb!r}")
+        if verb == "get":
+            raise ControlRefused("no leader")
+        return {"message": f"did {text}"}
+    view = WebView(addresses, AllAlive(1), submit=put_or_get, submit_hint="put K V | get K")
+    try:
+        assert http(view.url + "submit", "POST", {"command": "put a 1"}) == \
+            (200, {"message": "did put a 1"})
+        assert http(view.url + "submit", "POST", {"command": "drop a"})[0] == 400
+        assert http(view.url + "submit", "POST", {"command": "get a"}) == \
+            (409, {"error": "no leader"})
+        assert wait_for_frame(view.url, lambda f: True, "a frame")["submit_hint"] == \
+            "put K V | get K"
+    finally:
+        view.close()
+        node.close()
+
+
+def test_node_processes_take_only_the_actions_that_fit_their_state():
+    processes = NodeProcesses(2, lambda node_id: [sys.executable, "-c",
+                                                  "import time; time.sleep(120)"])
+    try:
+        pids = [processes.start(0), processes.start(1)]
+        assert processes.states() == [{"process": "alive", "pid": pid} for pid in pids]
+        with pytest.raises(ControlRefused, match="node 0 is alive: cannot resume it"):
+            processes.control(0, "resume")
+        with pytest.raises(ControlRefused, match="cannot restart"):
+            processes.control(0, "restart")
+        assert "paused" in processes.control(0, "pause")
+        assert processes.states()[0]["process"] == "paused"
+        assert "killed" in processes.control(1, "kill")
+        assert processes.states()[1] == {"process": "killed", "pid": pids[1]}
+        assert not pid_alive(pids[1]) or _zombie(pids[1])
+        with pytest.raises(ControlRefused, match="node 1 is killed: cannot pause it"):
+            processes.control(1, "pause")
+        assert "restarted" in processes.control(1, "restart")
+        assert processes.states()[1]["process"] == "alive"
+        assert processes.states()[1]["pid"] != pids[1]
+    finally:
+        processes.stop_all()   # the paused one too
+    assert [state["process"] for state in processes.states()] == ["killed", "killed"]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
 
 
 # ---- the cluster command's processes ---------------------------------------------------------
