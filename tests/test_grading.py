@@ -146,7 +146,7 @@ def test_a_starter_kit_scores_zero_quickly_with_a_clear_output_per_test(tmp_path
     starter.write_kit("p0", str(tmp_path / "kit"))
     (tmp_path / "kit" / "tests" / "conftest.py").write_text("# a student's own conftest\n")
     start = time.monotonic()
-    document, _ = grade_submission(tmp_path / "kit", tmp_path, "--jobs", "2",
+    document, _ = grade_submission(tmp_path / "kit", tmp_path, "--jobs", "3",
                                    "--gradescope", str(tmp_path / "results.json"))
     seconds = time.monotonic() - start
     p0 = document["p0"]
