@@ -11,8 +11,9 @@ For a trial run anywhere, run_autograder reads AUTOGRADER_ROOT (instead of /auto
 AUTOGRADER_PYTHON (instead of the .venv's python) and AUTOGRADER_GRADE_ARGS (more arguments
 for scripts/grade.py, e.g. `--only Basic1`).
 
-Exit status 0 when written, 2 for a bad argument (one line on stderr). Single-threaded;
-writes only OUT.zip.
+Exit status 0 when written, 2 for a bad argument (one line on stderr). Writes only OUT.zip.
+
+Threads: only the main thread.
 """
 
 from __future__ import annotations

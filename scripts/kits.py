@@ -16,7 +16,9 @@ module with the student's (see each entry: what should move out so that the line
 between files). Until it moves, the file counts as the student's: its kit stub has the staff
 part stubbed too, and a submission's copy replaces it whole.
 
-Pure data plus small pure functions; no threads, no I/O except `repository_files`.
+Pure data plus small pure functions; no I/O except `repository_files`.
+
+Threads: none of its own; callable from any thread.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ The kit is derived from this repository every time, never kept by hand, so it ca
 The kit imports, and its tests collect and fail (NotImplementedError) rather than hang.
 
 DIR must not exist or be empty. Exit status 0 when written, 2 for a bad argument (one line on
-stderr). Single-threaded; writes only under DIR.
+stderr). Writes only under DIR.
+
+Threads: only the main thread.
 """
 
 from __future__ import annotations
