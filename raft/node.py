@@ -23,8 +23,8 @@ process built on a Raft peer and TcpPeers (kvraft's replicas too) can use the sa
     server.register(RaftPeerService(raft, watch.switch), name="Raft")
     server.register(WatchService(watch, raft), name="Watch")
 Cut off, a node's transport drops every peer RPC both ways: its own calls answer None at once
-(Raft sees a lost message) and the peers' calls to it get an error reply; its Node service
-keeps answering, so the picture still sees it.
+(Raft sees a lost message) and the peers' calls to it get an error reply; its Node and Watch
+services keep answering, so the picture still sees it.
 A command is committed when the entry at its index, once applied, carries its unique id (a
 leader that loses its leadership may see another entry applied there instead: `ok` False).
 
@@ -32,7 +32,8 @@ Threads (N is node_id):
     raft-node-N/applier   reads apply_ch, appends to the applied list, wakes submitters; ends
                           when the node's close begins (`self._life.stopping`)
     (the Raft peer's threads; the rpc server's and clients' threads)
-The applied list and the waiters are guarded by one condition (a mutex is allowed in raft/).
+The applied list and the waiters are guarded by one condition (a mutex is allowed in raft/);
+the event ring by its own mutex (raft.events); the fault switch is one attribute, assigned whole.
 close() (`self._life.close_once`) wakes waiting submitters (they answer "node closed"), closes
 the rpc server (joining its handlers), stops the Raft peer, closes the peers' connections and
 the persister, and joins the applier. A TcpPeer closes through a Lifecycle too: once its close

@@ -24,8 +24,8 @@ import pytest
 
 from tests.raft.test_web import ROOT, pid_alive, read_until, stop
 
-selenium = pytest.importorskip("selenium", reason="Selenium is not installed "
-                               "(pip install -r requirements-dev.txt)")
+selenium = pytest.importorskip("selenium", reason="the browser tests need Selenium "
+                               "(pip install -r requirements.txt)")
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
