@@ -62,7 +62,7 @@ from kvraft.messages import (ERR_BAD_REQUEST, ERR_CLOSED, ERR_TIMEOUT, ERR_WRONG
                              StatusQuery)
 from raft import ApplySnapshot, Raft
 from raft.node import TcpPeer
-from raft.persister import FilePersister
+from raft.persister import CorruptStateError, FilePersister
 from rpc.wire import parse_address
 
 log = logging.getLogger("kvraft")
@@ -364,7 +364,15 @@ class Replica:
         if not 0 <= me < len(addresses):
             raise ValueError(f"replica id {me} is not an index into {len(addresses)} peers")
         os.makedirs(data_dir, exist_ok=True)
-        self._persister = FilePersister(os.path.join(data_dir, f"kvraft-{me}.raft"))
+        path = os.path.join(data_dir, f"kvraft-{me}.raft")
+        self._persister = FilePersister(path)   # refuses a damaged file (file and offset)
+        index, _, snapshot = self._persister.load_snapshot()
+        try:
+            state_machine.decode_snapshot(snapshot)
+        except ValueError as exc:   # intact on disk, but not ours: never used either
+            self._persister.close()
+            raise CorruptStateError(f"{path}: the snapshot through index {index}: {exc}") \
+                from None
         self._peers = [TcpPeer(address) for address in addresses]
         self._life = csp.Lifecycle()
         try:

@@ -24,6 +24,7 @@ from kvraft.linearizability import assert_linearizable
 from kvraft.messages import (ERR_BAD_REQUEST, ERR_WRONG_LEADER, OK, GetArgs, GetReply,
                              PutAppendArgs, StatusQuery)
 from raft.client import local_addresses
+from raft.messages import LogEntry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEADLINE_SECONDS = 60   # process starts and elections on a loaded machine included
@@ -205,6 +206,21 @@ def test_a_damaged_data_directory_stops_the_replica_naming_file_and_offset(tmp_p
     assert got.returncode == 1
     assert "damaged" in got.stderr and "kvraft-0.raft" in got.stderr and "at byte 0" in got.stderr
     assert "Traceback" not in got.stderr
+
+
+def test_a_snapshot_that_is_not_the_services_stops_the_replica(tmp_path):
+    from raft.persister import FilePersister
+    address = local_addresses(1)[0]
+    data = tmp_path / "data"
+    data.mkdir()
+    persister = FilePersister(str(data / "kvraft-0.raft"))
+    persister.save_log(1, [LogEntry(1, ["noop"])])
+    persister.save_snapshot(1, 1, b"not a kvraft snapshot")
+    persister.close()
+    got = kvraft_command("server", "--id", "0", "--peers", address, "--data-dir", str(data))
+    assert got.returncode == 1
+    assert "damaged" in got.stderr and "kvraft-0.raft" in got.stderr
+    assert "snapshot through index 1" in got.stderr and "Traceback" not in got.stderr
 
 
 def test_malformed_requests_get_error_replies_and_the_replica_keeps_serving(cluster):
