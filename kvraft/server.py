@@ -61,7 +61,7 @@ from kvraft.messages import (ERR_BAD_REQUEST, ERR_CLOSED, ERR_TIMEOUT, ERR_WRONG
                              GetArgs, GetReply, PutAppendArgs, PutAppendReply, Status,
                              StatusQuery)
 from raft import ApplySnapshot, Raft
-from raft.node import TcpPeer
+from raft.node import RaftPeerService, TcpPeer
 from raft.persister import CorruptStateError, FilePersister
 from rpc.wire import parse_address
 
@@ -319,23 +319,6 @@ class KVServer:
         self._reads_thread.join()
 
 
-class _RaftPeerService:
-    """Only the peer RPCs of a Raft object (not put_command and the rest), for its rpc
-    server: raft.node's TcpPeer calls them as "Raft.<method>"."""
-
-    def __init__(self, raft: Raft) -> None:
-        self._raft = raft
-
-    def request_vote(self, args):
-        return self._raft.request_vote(args)
-
-    def append_entries(self, args):
-        return self._raft.append_entries(args)
-
-    def install_snapshot(self, args):
-        return self._raft.install_snapshot(args)
-
-
 class _KVService:
     """Only the clerk-facing methods of a KVServer, for an rpc server."""
 
@@ -382,7 +365,7 @@ class Replica:
             self._close_parts()
             raise
         self._rpc = rpc.Server()
-        self._rpc.register(_RaftPeerService(self.server.raft), name="Raft")
+        self._rpc.register(RaftPeerService(self.server.raft), name="Raft")
         self._rpc.register(_KVService(self.server), name="KV")
         _, port = parse_address(addresses[me])
         try:
