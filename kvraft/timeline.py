@@ -50,7 +50,10 @@ def render(key: str, operations: list[Operation], stuck: Stuck | None) -> str:
     origin = min(op.call_nanos for op in operations)
     end = max([op.return_nanos for op in operations if op.returned]
               + [op.call_nanos for op in operations])
-    start = min(operations[i].call_nanos for i in shown)
+    # The axis spans the operations that returned (an old call that never returned would
+    # squeeze the rest into a few columns); one that started earlier begins with '<'.
+    start = min([operations[i].call_nanos for i in shown if operations[i].returned]
+                or [operations[i].call_nanos for i in shown])
     if not all(operations[i].returned for i in shown):
         end += (end - start) // 4 + 1   # room for the '>' of operations that never returned
     shown_span = (start, end)
@@ -59,8 +62,8 @@ def render(key: str, operations: list[Operation], stuck: Stuck | None) -> str:
              f"{'interval':<{BAR_COLUMNS}}  operation -> value after"]
     hidden_before = len(stuck.prefix) - sum(1 for i in shown if i in order)
     if hidden_before > 0:
-        lines.append(f"  ({hidden_before} linearized operations earlier or elsewhere in the "
-                     f"prefix not shown)")
+        lines.append(f"  ({_count(hidden_before, 'linearized operation')} earlier or elsewhere "
+                     f"in the prefix not shown)")
     for index in shown:
         op = operations[index]
         mark = "!" if index == stuck.blocked else str(order.get(index, "-"))
@@ -71,10 +74,14 @@ def render(key: str, operations: list[Operation], stuck: Stuck | None) -> str:
                      f"  {returned}  {_bar(op, *shown_span)}  {op.describe()}{after}")
     left_out = len(operations) - len(shown) - max(hidden_before, 0)
     if left_out > 0:
-        lines.append(f"  ({left_out} other operations not shown)")
+        lines.append(f"  ({_count(left_out, 'other operation')} not shown)")
     lines.append("  order: place in the longest linearizable prefix; -: not in it; "
                  "!: cannot follow it")
     return "\n".join(lines)
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" + ("" if number == 1 else "s")
 
 
 def _why(blocked: Operation, value: str) -> str:
@@ -104,9 +111,12 @@ def _lines_to_show(operations: list[Operation], stuck: Stuck) -> list[int]:
         return everything
     blocked = operations[stuck.blocked]
     chosen = set(stuck.prefix[-PREFIX_TAIL_SHOWN:]) | {stuck.blocked}
+    linearized = set(stuck.prefix)
     for index, op in enumerate(operations):
         if len(chosen) >= MAX_LINES:
             break
+        if not op.returned and index in linearized:
+            continue  # it took effect long before; it is part of the prefix, not the scene
         ends = op.return_nanos if op.returned else float("inf")
         if op.call_nanos <= blocked.return_nanos and ends >= blocked.call_nanos:
             chosen.add(index)
@@ -115,17 +125,19 @@ def _lines_to_show(operations: list[Operation], stuck: Stuck) -> list[int]:
 
 def _bar(op: Operation, start: int, end: int) -> str:
     """The interval drawn on BAR_COLUMNS columns from `start` to `end` nanoseconds; an
-    operation that never returned runs to the right edge with '>'."""
+    operation that never returned runs to the right edge with '>', one called before `start`
+    begins with '<' at the left edge."""
     span = max(end - start, 1)
 
     def column(nanos: int) -> int:
         return min(max((nanos - start) * (BAR_COLUMNS - 1) // span, 0), BAR_COLUMNS - 1)
 
     first = column(op.call_nanos)
+    opening = "<" if op.call_nanos < start else "["
     if not op.returned:
-        return (" " * first + "[" + ">" * (BAR_COLUMNS - first - 1))[:BAR_COLUMNS]
+        return (" " * first + opening + ">" * (BAR_COLUMNS - first - 1))[:BAR_COLUMNS]
     last = max(column(op.return_nanos), first + 1)
     if last >= BAR_COLUMNS:
         first, last = BAR_COLUMNS - 2, BAR_COLUMNS - 1
-    bar = " " * first + "[" + "=" * (last - first - 1) + "]"
+    bar = " " * first + opening + "=" * (last - first - 1) + "]"
     return bar.ljust(BAR_COLUMNS)

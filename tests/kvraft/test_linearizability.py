@@ -190,10 +190,13 @@ def test_malformed_operation_is_refused_with_one_line(bad, message):
 # ---- the time limit --------------------------------------------------------------------------
 
 def hard_history(appends: int) -> list[Operation]:
-    """`appends` concurrent appends of distinct letters, then a read of a value none of their
-    orders gives: refusing it means trying every order, appends! of them."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
+    """`appends` concurrent appends of distinct letters and a put of "imp" concurrent with
+    all, then a read of "impossible", which no order gives. The put keeps that read looking
+    reachable until it is placed, so refusing the read means trying every order of the
+    appends before it: more than appends! of them."""
+    letters = "acdfghjknqrtuvwxyz"
     history = [append(i, "k", letters[i], i, 100 + i) for i in range(appends)]
+    history.append(put(98, "k", "imp", 0, 300))
     history.append(get(99, "k", "impossible", 200, 201))
     return history
 
@@ -355,3 +358,54 @@ def test_agrees_with_brute_force_on_small_random_histories():
 def test_agrees_with_brute_force_hypothesis(rng):
     history = random_small_history(rng)
     assert bool(check(history)) == brute_force_linearizable(history)
+
+
+# ---- a busy history --------------------------------------------------------------------------
+
+def busy_history(operations: int, keys: int, clients: int, seed: int) -> list[Operation]:
+    """Clients each calling one operation after another, 0.2 to 5 ms each (now and then a
+    50 ms stall), each taking effect at a random instant inside its call; outputs from the
+    model run in the order of those instants."""
+    rng = random.Random(seed)
+    free_at_micros = [rng.randrange(1000) for _ in range(clients)]
+    planned = []
+    for index in range(operations):
+        client = min(range(clients), key=free_at_micros.__getitem__)
+        call = free_at_micros[client] + rng.randrange(5, 200)
+        latency = rng.randrange(200, 5000) + (50_000 if rng.random() < 0.01 else 0)
+        kind = rng.choice(["get", "get", "put", "append"])
+        value = "" if kind == "get" else f"{client}.{index};"
+        planned.append((call + rng.randrange(latency + 1), index, client, kind,
+                        f"k{rng.randrange(keys)}", value, call, call + latency))
+        free_at_micros[client] = call + latency
+    values: dict[str, str] = {}
+    history = []
+    for _, index, client, kind, key, value, call, back in sorted(planned):
+        output = values.get(key, "") if kind == "get" else ""
+        if kind == "put":
+            values[key] = value
+        elif kind == "append":
+            values[key] = values.get(key, "") + value
+        history.append(Operation(client, kind, key, value, output, call * 1000, back * 1000))
+    return history
+
+
+def test_a_busy_correct_history_is_accepted_well_within_the_time_limit():
+    history = busy_history(6000, keys=3, clients=16, seed=19)
+    started = time.monotonic()
+    result = check(history, timeout_seconds=60)
+    assert result.verdict == "ok", result.explanation
+    assert time.monotonic() - started < 30   # a few seconds at most: no search blow-up
+
+
+def test_a_stale_read_in_a_busy_history_is_found():
+    history = busy_history(3000, keys=3, clients=16, seed=7)
+    late_gets = [i for i, o in enumerate(history) if o.kind == "get" and o.key == "k0"][-5:]
+    first_put = next(o for o in history if o.kind == "put" and o.key == "k0")
+    chosen = late_gets[0]
+    read = history[chosen]
+    history[chosen] = Operation(read.client_id, "get", "k0", "", first_put.value,
+                                read.call_nanos, read.return_nanos)
+    result = check(history, timeout_seconds=60)
+    assert result.verdict == "illegal" and result.key == "k0"
+    assert f"get('k0') -> {first_put.value!r}" in result.explanation
