@@ -4,11 +4,12 @@ call and return in milliseconds from the key's first call, a bar of its interval
 operation, and the value after it), and the operation that cannot follow, marked `!`.
 
     key 'x' is not linearizable: get('x') -> 'a' by client 2 cannot follow the longest
-    linearizable prefix (2 of 3 operations), after which the value is 'b'.
-      order  client     call ms   return ms  interval                        operation       value after
-          1       0       0.000       1.000  [====]                          put('x', 'a')   'a'
-          2       1       2.000       3.000         [====]                   put('x', 'b')   'b'
-          !       2       4.000       5.000                [====]            get('x') -> 'a'
+    linearizable prefix (2 of 3 operations), after which the value is 'b': it returned 'a'.
+      order  client     call ms   return ms  interval (32 columns)  operation -> value after
+          1       0       0.000       1.000  [=====]                put('x', 'a')  -> 'a'
+          2       1       2.000       3.000         [=====]         put('x', 'b')  -> 'b'
+          !       2       4.000       5.000                [======] get('x') -> 'a'
+      order: place in the longest linearizable prefix; -: not in it; !: cannot follow it
 
 A long key shows the end of the prefix, the stuck operation and those concurrent with it, and
 says how many lines it left out. Pure: no threads, no clocks.
