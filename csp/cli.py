@@ -24,13 +24,13 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from csp.chan import Chan
 
 
 def plain_command(app: typer.Typer):
@@ -81,12 +81,19 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
+SIGNAL_CHECK_SECONDS = 0.5
+
+
 def serve_until_interrupted() -> None:
     """Block the main thread until Ctrl-C or SIGTERM, then return (the caller closes what it
-    serves). Uses no CPU while waiting."""
+    serves). Wakes every SIGNAL_CHECK_SECONDS and does nothing else while waiting."""
     stop_on_sigterm()
     try:
-        Chan().recv()  # nobody sends: the main thread sleeps here until a signal arrives
+        while True:
+            # Not a wait on a lock: the kernel may hand a process-directed signal to any of our
+            # threads, and Python runs the handler only when the main thread next runs
+            # bytecode, which a thread asleep on a lock never does. A timed sleep returns.
+            time.sleep(SIGNAL_CHECK_SECONDS)
     except KeyboardInterrupt:
         pass
 

@@ -73,8 +73,7 @@ FAULT_TIMEOUT_SECONDS = 2.0
 SUBMIT_DEADLINE_SECONDS = 5.0
 MAX_COMMAND_CHARS = 200
 MAX_BODY_BYTES = 4096
-STOP_RETRY_SECONDS = 2.0       # NodeProcesses.stop_all: SIGTERM again after this long,
-STOP_ATTEMPTS = 10             # SIGKILL after this many
+STOP_SECONDS = 10.0            # NodeProcesses.stop_all: SIGKILL a node still there after this
 PROCESS_ACTIONS = ("kill", "restart", "pause", "resume")
 FAULT_ACTIONS = {"cut": True, "heal": False}
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -448,12 +447,8 @@ class NodeProcesses:
             return f"node {node_id} {'paused (SIGSTOP)' if action == 'pause' else 'resumed'}"
 
     def stop_all(self) -> None:
-        """SIGTERM every running process (resuming a paused one first) and wait for each;
-        a process still there after STOP_RETRY_SECONDS gets SIGTERM again, and SIGKILL after
-        STOP_ATTEMPTS. Why again: a node's main thread sleeps on a lock until a signal wakes
-        it, and a SIGTERM that reaches a just-resumed process may be taken by another of its
-        threads, leaving the main thread asleep (the Python-level handler has only set its
-        flag); a second one, once every thread runs, wakes it."""
+        """SIGTERM every running process (resuming a paused one first) and wait for each; one
+        still there after STOP_SECONDS gets SIGKILL."""
         with self._lock:
             running = [proc for proc in self._procs if proc is not None]
             for i, proc in enumerate(self._procs):
@@ -463,13 +458,9 @@ class NodeProcesses:
                         self._paused[i] = False
                     proc.terminate()
             for proc in running:
-                for _ in range(STOP_ATTEMPTS):
-                    try:
-                        proc.wait(STOP_RETRY_SECONDS)
-                        break
-                    except subprocess.TimeoutExpired:
-                        proc.terminate()
-                else:
+                try:
+                    proc.wait(STOP_SECONDS)
+                except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
 

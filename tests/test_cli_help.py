@@ -16,7 +16,7 @@ import pytest
 from csp.cli import plain_command
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["csp", "kv", "lsp", "miner", "raft", "actor", "cmud"]
+PACKAGES = ["csp", "kv", "lsp", "miner", "raft", "kvraft", "actor", "cmud"]
 NOISE = ["<bool>", "<int", "<float", "<str>", "<list", "{", "\u2026", "\u256d", "\U0001f511"]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.source_scan import package_sources
 
-PACKAGES = ["csp", "rpc", "kv", "lsp", "miner", "raft", "actor", "cmud", "scripts"]
+PACKAGES = ["csp", "rpc", "kv", "lsp", "miner", "raft", "kvraft", "actor", "cmud", "scripts"]
 # csp/select.py defines select; the README's one-screen tour shows its (index, value, ok).
 EXEMPT = {"csp/select.py"}
 

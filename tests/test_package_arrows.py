@@ -1,7 +1,7 @@
 """The package arrows of docs/architecture.md, checked on the source: a package imports only the
 packages below it. csp imports no project package; rpc knows no protocol; the projects stand
-apart except where one is built on another (miner on lsp, cmud on actor); kvraft, when it
-exists, may use raft, never the reverse."""
+apart except where one is built on another (miner on lsp, cmud on actor); kvraft uses
+raft, never the reverse."""
 
 from __future__ import annotations
 
