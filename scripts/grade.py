@@ -125,7 +125,8 @@ PROJECTS: dict[str, tuple[str, list[Group]]] = {
               ("tests/miner/test_end_to_end.py",), 10),
     ]),
     "p2": ("P2: Raft (the course's split: part A 45, part B 145, spread over the tests; "
-           "part D, MIT's lab 3D snapshots, 10 a test, is ours: the course has no snapshots)", [
+           "part D, MIT's lab 3D snapshots, 10 a test, and K, MIT's lab 4 KV service, 5 a test, "
+           "are ours: the course has neither)", [
         *(Group(f"A {name}", (f"tests/raft/{path}::test_{name}",), 9) for path, name in (
             ("test_raft_course.py", "initial_election_2a"),
             ("test_raft_course.py", "re_election_2a"),
@@ -144,6 +145,13 @@ PROJECTS: dict[str, tuple[str, list[Group]]] = {
                 "part D: MIT lab 3D, snapshots")
           for name in ("snapshot_basic_3d", "snapshot_install_3d", "snapshot_install_crash_3d",
                        "snapshot_all_crash_3d", "snapshot_init_3d")),
+        # Beyond the course: MIT's lab 4 on our Raft, each history checked for linearizability.
+        # The slow-marked variants are left out, as above.
+        *(Group(f"K {name}", (f"tests/kvraft/test_kvraft_mit.py::test_{name}",), 5,
+                "KV service: MIT lab 4, linearizable histories")
+          for name in ("basic", "concurrent", "unreliable", "one_partition",
+                       "persist_concurrent", "persist_partition_unreliable_linearizable",
+                       "snapshot_rpc", "snapshot_size", "snapshot_recover")),
     ]),
     # The course's split, a point per test invocation (handout B8, B12). Its checkpoint table
     # lists 22 tests (6 client, 8 mailbox, 8 OneActor) though B12 says 21 points: we give a
