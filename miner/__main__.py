@@ -16,6 +16,7 @@ from csp.cli import log_events, run, serve_until_interrupted, stop_on_sigterm
 import lsp
 from lsp import lspnet
 from lsp.__main__ import ELIM, EMS, MAXBACKOFF, MAXUNACKED, RDROP, VERBOSE, WDROP, WSIZE
+from miner import client as client_program
 from miner import worker
 from miner.server import MinerServer
 
@@ -107,24 +108,19 @@ def client(
     """Print `Result <hash> <nonce>` for the minimum hash over nonces 0..MAXNONCE, or
     `Disconnected` if the server is lost first."""
     try:
-        max_nonce = int(maxnonce, 10)
-        if not 0 <= max_nonce < 1 << 64:
-            raise ValueError
+        max_nonce = client_program.parse_max_nonce(maxnonce)
     except ValueError:
         typer.echo(f"{maxnonce} is not a number.")
         raise typer.Exit(1)
     params = _setup(verbose, rdrop, wdrop, elim, ems, wsize, maxunacked, maxbackoff, False)
     try:
-        conn = worker.connect(hostport, params)
+        line = client_program.run_client(hostport, message, max_nonce, params)
     except (lsp.LSPError, ValueError) as exc:
         typer.echo(f"Failed to connect to server: {exc}")
         raise typer.Exit(1)
-    try:
-        typer.echo(worker.request(conn, message, max_nonce))
     except KeyboardInterrupt:
         raise typer.Exit(130)
-    finally:
-        conn.close()
+    typer.echo(line)
 
 
 if __name__ == "__main__":

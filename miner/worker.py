@@ -1,4 +1,5 @@
-"""The miner process's loop and the client's one request: both LSP clients of the server.
+"""The miner process (the course's miner.go): join the server, then mine each Request it sends.
+The client's one request is miner/client.py.
 
 Threads: the caller's thread runs the loop (plus the LSP client's own threads).
 """
@@ -50,21 +51,3 @@ def serve(conn: lsp.Client) -> None:
             log.info("lost the server")
             return
 
-
-def request(conn: lsp.Client, data: str, max_nonce: int) -> str:
-    """Ask for the minimum hash over 0..max_nonce; returns the line the course's client prints:
-    `Result <hash> <nonce>`, or `Disconnected` if the server is lost first."""
-    try:
-        conn.write(bitcoin.encode(bitcoin.new_request(data, 0, max_nonce)))
-        while True:
-            payload = conn.read()
-            try:
-                message = bitcoin.decode(payload)
-            except bitcoin.BadMessage as exc:
-                log.info("ignored a malformed message: %s", exc)
-                continue
-            if message.type == bitcoin.MsgType.RESULT:
-                return f"Result {message.hash} {message.nonce}"
-            log.info("ignored %s", message)
-    except lsp.LSPError:
-        return "Disconnected"
