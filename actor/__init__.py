@@ -2,8 +2,9 @@
 threads, every message marshalled with the rpc codec, remote tells over rpc/TCP, stats.
 
 Modules: system (the local system: ActorSystem, Actor, ActorContext), wire (the registered
-types that travel: ActorRef, RemoteTellBatch), remote (remote sending and receiving), faults
-(latency and partitions, for tests and demos), stats, mailbox."""
+types that travel: ActorRef, RemoteTellBatch), remote (the remote tell call and its receiving
+service: the student's part), sender (the per-address remote sender: staff), faults (latency
+and partitions, for tests and demos), stats, mailbox."""
 
 from actor.faults import (Faults, RemoteTellsBlocked, block_remote_tells,
                           set_artificial_latency_ms, unblock_remote_tells)

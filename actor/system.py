@@ -9,8 +9,8 @@ marshalled with the rpc codec (even between local actors), remote tells over rpc
     system.close()
 
 This module is the local system; its parts live beside it: the wire types in actor.wire, the
-remote sending and receiving in actor.remote, the fault settings in actor.faults, the
-counters in actor.stats.
+remote sender in actor.sender (staff), the remote tell call and its receiving service in
+actor.remote (the student's), the fault settings in actor.faults, the counters in actor.stats.
 
 Threads (A is the system's address, N an actor's counter):
     actor:A/N          one per actor: pops marshalled messages from its Mailbox, unmarshals
@@ -18,7 +18,7 @@ Threads (A is the system's address, N an actor's counter):
                        the actor goes on. Stops when its Mailbox is closed (close()).
     actor:A/timers     delivers tell_after messages, which csp's shared timer thread hands
                        it when due (no thread per timer). Stops when the system stops.
-    actor:A/to:B       one per remote address B: actor.remote.RemoteSender's thread.
+    actor:A/to:B       one per remote address B: actor.sender.RemoteSender's thread.
     (the rpc server's threads: the remote-tell service is `ordered`, so the calls of one
     connection run one at a time, in order, on that connection's RemoteTell thread, which
     unpacks each batch into the mailboxes; bad batches are reported and dropped.)
@@ -41,14 +41,15 @@ import rpc
 from rpc import codec
 from actor.faults import Faults, process_faults
 from actor.mailbox import Mailbox
-from actor.remote import RemoteSender, RemoteTellService
+from actor.remote import RemoteTellService
+from actor.sender import RemoteSender
 from actor.stats import CountersByThread, Stats, max_message_rate
 from actor.wire import ActorRef
 # Importable from here as before their modules existed (tests and scripts/bench/actor.py
 # name them actor.system.X):
 from actor.faults import (RemoteTellsBlocked, block_remote_tells,  # noqa: F401
                           set_artificial_latency_ms, unblock_remote_tells)
-from actor.remote import LinkReport  # noqa: F401
+from actor.sender import LinkReport  # noqa: F401
 from actor.wire import RemoteTellBatch  # noqa: F401
 
 log = logging.getLogger("actor")
@@ -310,7 +311,7 @@ class ActorSystem:
 
     def _report_link(self, address: str, exc: BaseException | None, news: bool) -> None:
         """A batch of remote tells to `address` was lost (`exc`) or got through (None);
-        `news`: the link's state changed (actor.remote.LinkReport). A handler set with
+        `news`: the link's state changed (actor.sender.LinkReport). A handler set with
         on_error gets every loss; the default handler logs the news only, so a peer that is
         down for an hour costs two lines, not one per heartbeat."""
         if not self._handler_is_default:
