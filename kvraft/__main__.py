@@ -1,19 +1,28 @@
-"""Command line of the kvraft service: `python -m kvraft server|get|put|append|status ...`.
+"""Command line of the kvraft service: `python -m kvraft server|cluster|get|put|append|status
+...`.
 
 Threads: each command runs on the main thread; `server` starts a Replica, which runs its own
 threads (see kvraft.server); get/put/append run a Clerk on the main thread, with a timer
-thread of their own that closes it at --timeout.
+thread of their own that closes it at --timeout. `cluster` runs its replicas as child
+processes (raft.web.NodeProcesses) and polls them from the main thread; with `--web PORT` it
+serves their live picture (raft.web.WebView, its own threads), whose request threads kill,
+pause and restart the processes and run the submit box's put, append or get (kvraft.web, a
+Clerk per request).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
+import time
+from typing import Optional
 
 import typer
 
 import csp
-from csp.cli import log_events, run, serve_until_interrupted, stop_on_sigterm
+from csp.cli import StatusLine, log_events, run, serve_until_interrupted, stop_on_sigterm
 
 app = typer.Typer(add_completion=False,
                   help="A linearizable key-value service on Raft (beyond the course: MIT "
@@ -43,6 +52,8 @@ def server(
                                        "once the persisted Raft state (snapshot not counted) "
                                        "exceeds this many bytes."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per event."),
+    allow_faults: bool = typer.Option(False, "--allow-faults", hidden=True, help="Let the "
+                                      "cluster command cut this replica off from its peers."),
 ) -> None:
     """Run one replica (its Raft peer and the key-value service on one port) until Ctrl-C or
     SIGTERM. Refuses to start on a damaged data directory, naming the file and offset."""
@@ -55,7 +66,8 @@ def server(
     log_events(verbose)
     stop_on_sigterm()
     try:
-        replica = Replica(replica_id, addresses, data_dir, max_raft_state)
+        replica = Replica(replica_id, addresses, data_dir, max_raft_state,
+                          allow_faults=allow_faults)
     except CorruptStateError as exc:
         typer.echo(f"error: refusing to start on damaged state: {exc}", err=True)
         raise typer.Exit(1)
@@ -69,6 +81,117 @@ def server(
         serve_until_interrupted()
     finally:
         replica.close()
+
+
+@app.command()
+def cluster(
+    nodes: int = typer.Option(3, "--nodes", min=1, max=15, help="How many replica processes."),
+    data_dir: str = typer.Option("", "--data-dir", help="Where the replicas keep their state, "
+                                 "kept at exit (default: a new temporary directory, removed "
+                                 "at exit)."),
+    seconds: float = typer.Option(0, "--seconds", min=0, help="Stop after this long "
+                                  "(0: until Ctrl-C)."),
+    web_port: Optional[int] = typer.Option(
+        None, "--web", min=0, max=65535, help="Also serve a live picture of the replicas' Raft "
+        "peers at http://WEB_HOST:WEB_PORT/ (0: any free port), with buttons to kill, pause, "
+        "restart and cut off replicas and a box for put, append and get."),
+    web_host: str = typer.Option("127.0.0.1", "--web-host", help="The address the --web page "
+                                 "listens on."),
+    max_raft_state: int = typer.Option(1 << 20, "--max-raft-state", min=1, help="Each replica "
+                                       "snapshots once its persisted Raft state exceeds this "
+                                       "many bytes."),
+) -> None:
+    """Start a local cluster of replica processes and print each one's term and role as they
+    change. First it prints each replica's id, address and PID (`kill -9 PID` crashes it), the
+    --peers value for get, put and append, and where the state is (and with --web, the page's
+    URL). Ctrl-C or SIGTERM stops the replicas and says where the state was."""
+    temporary = not data_dir
+    data_dir = data_dir or tempfile.mkdtemp(prefix="kvraft-cluster-")
+    try:
+        _run_cluster(nodes, data_dir, temporary, seconds, web_port, web_host, max_raft_state)
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            typer.echo(f"removed the state in {data_dir}")
+        else:
+            typer.echo(f"the state stays in {data_dir}")
+
+
+def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
+                 web_port: int | None, web_host: str, max_raft_state: int) -> None:
+    """Start the replica processes (and the web view), print their changes until `seconds`
+    or Ctrl-C/SIGTERM, then stop them (SIGTERM) and wait for each."""
+    from raft.client import local_addresses
+    from raft.web import NodeProcesses
+    addresses = local_addresses(nodes)
+    peers = ",".join(addresses)
+    kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
+            else "kept at exit")
+    typer.echo(f"peers {peers}\nstate in {data_dir} ({kept})")
+
+    def replica_command(replica_id: int) -> list[str]:
+        return [sys.executable, "-m", "kvraft", "server", "--id", str(replica_id), "--peers",
+                peers, "--data-dir", data_dir, "--max-raft-state", str(max_raft_state),
+                "--allow-faults"]
+    processes = NodeProcesses(nodes, replica_command)
+    stop_on_sigterm()
+    with StatusLine() as live:
+        live.show(f"starting {nodes} replica processes ...")
+        view = None
+        try:
+            for i in range(nodes):
+                live.echo(f"replica {i}  {addresses[i]}  pid {processes.start(i)}")
+            if web_port is not None:
+                view = _start_web(addresses, processes, web_port, web_host)
+                live.echo(f"web view at {view.url}")
+            _watch(addresses, seconds, live)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            live.show(f"stopping {nodes} replica processes ...")
+            if view is not None:
+                view.close()
+            processes.stop_all()
+
+
+def _start_web(addresses: list[str], processes, port: int, host: str):
+    from kvraft.web import SUBMIT_HINT, submit_kv_command
+    from raft.web import WebView
+    try:
+        return WebView(addresses, processes, port=port, host=host,
+                       submit=lambda text: submit_kv_command(addresses, text),
+                       submit_hint=SUBMIT_HINT, title="kvraft cluster, live")
+    except OSError as exc:
+        typer.echo(f"error: cannot serve the web view on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(1)
+
+
+def _watch(addresses: list[str], seconds: float, live: StatusLine) -> None:
+    """Print each replica's changes until `seconds` have passed (0: for ever)."""
+    shown: dict[int, str] = {}
+    started = time.monotonic()
+    stop_at = started + seconds if seconds else float("inf")
+    while time.monotonic() < stop_at:
+        states = [_status(address, timeout_seconds=0.5) for address in addresses]
+        for i, state in enumerate(states):
+            line = f"{state.role} term {state.term}" if not isinstance(state, str) else "down"
+            if shown.get(i) != line:
+                shown[i] = line
+                live.echo(f"{time.strftime('%H:%M:%S')} replica {i}: {line}")
+        live.show(_cluster_summary(states, time.monotonic() - started, seconds))
+        time.sleep(0.2)  # polling child processes over rpc: no channel to wait on
+
+
+def _cluster_summary(states: list, elapsed: float, seconds: float) -> str:
+    up = [state for state in states if not isinstance(state, str)]
+    leaders = [state for state in up if state.role == "leader"]
+    if leaders:
+        state = max(leaders, key=lambda state: state.term)
+        who = f"leader replica {state.id}, term {state.term}, commit {state.commit_index}"
+    else:
+        who = "no leader"
+    limit = f" of {seconds:.0f}" if seconds else " (Ctrl-C stops)"
+    return f"{who} | {len(up)}/{len(states)} replicas answer | {elapsed:.0f} s{limit}"
 
 
 def _with_clerk(addresses: list[str], timeout: float, operation: str, act):
@@ -125,15 +248,16 @@ def append(key: str = typer.Argument(..., help="The key."),
     _with_clerk(_peers(peers), timeout, "append", lambda clerk: clerk.append(key, value))
 
 
-def _status(address: str):
+def _status(address: str, timeout_seconds: float = 3.0):
+    """The replica's Status, or a string saying why there is none."""
     import rpc
     from kvraft.messages import StatusQuery
     try:
-        client = rpc.dial(address, timeout=1.0)
+        client = rpc.dial(address, timeout=min(timeout_seconds, 1.0))
     except (rpc.RPCError, OSError) as exc:
         return f"unreachable ({exc})"
     try:
-        reply = client.call("KV.status", StatusQuery(), timeout=3.0)
+        reply = client.call("KV.status", StatusQuery(), timeout=timeout_seconds)
     except rpc.RPCError as exc:
         return f"unreachable ({exc})"
     finally:

@@ -4,6 +4,7 @@
     server.get(GetArgs) / server.put_append(PutAppendArgs) / server.status(StatusQuery)
     server.close()
     replica = Replica(me, addresses, data_dir, max_raft_state)  # the same over TCP, one port
+    replica.watch                       # its raft.node.NodeWatch: events and fault switch
 
 Writes (put, append) go through the log: the loop hands the command to Raft and answers the
 clerk when the entry at that index is applied and is that clerk's operation (another one
@@ -27,6 +28,12 @@ ApplySnapshot from Raft replaces both. `max_raft_state` < 0: never.
 Bad requests (a wrong type, a malformed field) get an ERR_BAD_REQUEST reply; the replica
 keeps serving.
 
+A Replica serves, on its one port, "Raft" (the peer RPCs, through raft.node.RaftPeerService),
+"KV" (the clerks') and "Watch" (raft.node.WatchService: its Raft's detailed status and the
+recent RPC events its TcpPeers report, for the live web picture of `python -m kvraft cluster
+--web`, and the fault switch that cuts it off from the other replicas, refused unless the
+replica was made with allow_faults, which only the cluster command's replicas are).
+
 Threads (S is `me`):
     kvraft-S/loop      owns the state machine, the applied index, the writes waiting for their
                        index and the reads waiting for theirs: selects over apply_ch (from
@@ -41,6 +48,8 @@ Threads (S is `me`):
                        the loop (gets: to the reads thread), wait for the answer, ERR_TIMEOUT
                        after WAIT_SECONDS, ERR_CLOSED once close begins
     (the Raft peer's threads)
+A Replica adds no thread: its Watch handlers run on the rpc server's threads and read the
+NodeWatch (its event ring has its own mutex in raft; the fault switch is one attribute).
 close() (csp.Lifecycle) wakes waiting handlers, joins the loop and the reads thread (a
 read_index in progress returns once the peer stops), then stops the Raft peer.
 No locks here: the loop owns everything, the handlers talk to it through channels.
@@ -61,7 +70,7 @@ from kvraft.messages import (ERR_BAD_REQUEST, ERR_CLOSED, ERR_TIMEOUT, ERR_WRONG
                              GetArgs, GetReply, PutAppendArgs, PutAppendReply, Status,
                              StatusQuery)
 from raft import ApplySnapshot, Raft
-from raft.node import RaftPeerService, TcpPeer
+from raft.node import NodeWatch, RaftPeerService, WatchService
 from raft.persister import CorruptStateError, FilePersister
 from rpc.wire import parse_address
 
@@ -336,14 +345,16 @@ class _KVService:
 
 
 class Replica:
-    """One replica as a process's core: listens on addresses[me] for both the Raft peers
-    ("Raft.*") and the clerks ("KV.*"), keeps its Raft state in `data_dir`. Raises
-    CorruptStateError (file and offset) when that state is damaged, OSError when the port is
-    taken, ValueError for a bad id. close() is idempotent and thread-safe."""
+    """One replica as a process's core: listens on addresses[me] for the Raft peers
+    ("Raft.*"), the clerks ("KV.*") and the live picture ("Watch.*"), keeps its Raft state in
+    `data_dir`. `allow_faults`: Watch.fault may cut it off from the other replicas (the
+    cluster command's replicas only). Raises CorruptStateError (file and offset) when that
+    state is damaged, OSError when the port is taken, ValueError for a bad id. close() is
+    idempotent and thread-safe."""
 
     def __init__(self, me: int, addresses: list[str], data_dir: str,
                  max_raft_state: int = DEFAULT_MAX_RAFT_STATE, *, host: str = "127.0.0.1",
-                 **raft_options) -> None:
+                 allow_faults: bool = False, **raft_options) -> None:
         if not 0 <= me < len(addresses):
             raise ValueError(f"replica id {me} is not an index into {len(addresses)} peers")
         os.makedirs(data_dir, exist_ok=True)
@@ -356,7 +367,8 @@ class Replica:
             self._persister.close()
             raise CorruptStateError(f"{path}: the snapshot through index {index}: {exc}") \
                 from None
-        self._peers = [TcpPeer(address) for address in addresses]
+        self.watch = NodeWatch(me, allow_faults)
+        self._peers = self.watch.peers(addresses)   # they report to the ring, obey the switch
         self._life = csp.Lifecycle()
         try:
             self.server = KVServer(self._peers, me, self._persister, max_raft_state,
@@ -365,8 +377,9 @@ class Replica:
             self._close_parts()
             raise
         self._rpc = rpc.Server()
-        self._rpc.register(RaftPeerService(self.server.raft), name="Raft")
+        self._rpc.register(RaftPeerService(self.server.raft, self.watch.switch), name="Raft")
         self._rpc.register(_KVService(self.server), name="KV")
+        self._rpc.register(WatchService(self.watch, self.server.raft), name="Watch")
         _, port = parse_address(addresses[me])
         try:
             self._rpc.listen(port, host)

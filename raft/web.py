@@ -8,7 +8,7 @@
 
 Any cluster of processes built on raft.node's NodeWatch (a Raft node, a kvraft replica) can be
 shown: the page asks each node's "Watch" rpc service, and `submit` (a function of the typed
-text) decides what the submit box does, `submit_hint` what it says.
+text) decides what the submit box does, `submit_hint` what it says, `title` the page's heading.
 
 The page (raft/web/index.html, page.js, style.css: plain HTML, CSS and JavaScript drawing
 SVG, nothing fetched from elsewhere) polls `GET /frame` every 150 ms and draws each node on a
@@ -178,9 +178,11 @@ def frame_leader(nodes: list[dict]) -> int | None:
 class _Picture:
     """The state raft-web/picture owns (nothing else touches it)."""
 
-    def __init__(self, addresses: list[str], history_frames: int, submit_hint: str) -> None:
+    def __init__(self, addresses: list[str], history_frames: int, submit_hint: str,
+                 title: str) -> None:
         self.addresses = addresses
         self.submit_hint = submit_hint
+        self.title = title
         self.views: list[dict | None] = [None] * len(addresses)
         self.heard_at: list[float | None] = [None] * len(addresses)
         self.events: collections.deque = collections.deque(maxlen=4000)
@@ -199,7 +201,7 @@ class _Picture:
     def frame(self, processes: list[dict]) -> bytes:
         """The next frame, as JSON: seq, epoch_millis, nodes (node_picture), leader, events
         (those of the last EVENT_WINDOW_MILLIS, each with its "from" node), oldest_seq,
-        submit_hint."""
+        submit_hint, title."""
         now = time.monotonic()
         now_millis = int(time.time() * 1000)
         nodes = []
@@ -222,7 +224,7 @@ class _Picture:
         if len(self.frames) == self.frames.maxlen:
             oldest += 1
         body = json.dumps({"seq": seq, "epoch_millis": now_millis, "oldest_seq": oldest,
-                           "submit_hint": self.submit_hint,
+                           "submit_hint": self.submit_hint, "title": self.title,
                            "nodes": nodes, "leader": frame_leader(nodes),
                            "events": events}).encode()
         self.frames.append((seq, body))
@@ -246,10 +248,12 @@ class WebView:
 
     def __init__(self, addresses: list[str], processes, port: int = 0,
                  host: str = "127.0.0.1", history_seconds: float = 180.0,
-                 submit=None, submit_hint: str = "a command") -> None:
+                 submit=None, submit_hint: str = "a command",
+                 title: str = "Raft cluster, live") -> None:
         """`submit(text) -> {"message": ...}` runs what the submit box sends, raising
         ControlRefused (a 409) when it cannot be done and BadRequest for text it does not take
-        (default: commit the text as one command, `submit_raft_command`)."""
+        (default: commit the text as one command, `submit_raft_command`); `title` heads the
+        page (and names its tab)."""
         self.addresses = list(addresses)
         self._processes = processes
         self._submit = submit or (lambda text: submit_raft_command(self.addresses, text))
@@ -258,7 +262,7 @@ class WebView:
         self._views = csp.Chan(len(addresses))
         self._requests = csp.Chan()
         self._picture = _Picture(self.addresses, max(int(history_seconds / FRAME_SECONDS), 1),
-                                 submit_hint)
+                                 submit_hint, title)
         self._server = _Server((host, port), _handler_for(self))
         self.port = self._server.server_address[1]
         self.url = f"http://{host}:{self.port}/"

@@ -124,6 +124,10 @@ function show(frame, live) {
   if ($("submit-command").placeholder !== frame.submit_hint) {
     $("submit-command").placeholder = frame.submit_hint;
   }
+  if (frame.title && document.title !== frame.title) {
+    document.title = frame.title;
+    $("title").textContent = frame.title;
+  }
   const leader = $("leader");
   leader.dataset.leader = frame.leader === null ? "" : String(frame.leader);
   leader.textContent = frame.leader === null ? "no leader"
