@@ -13,9 +13,11 @@ import time
 
 import pytest
 
+import rpc
 from kvraft.server import Replica
 from kvraft.web import SUBMIT_HINT, parse_kv_command, submit_kv_command
 from raft.client import local_addresses
+from raft.messages import RequestVoteArgs
 from raft.web import BadRequest, ControlRefused, WebView
 from tests.raft.test_web import (AllAlive, ROOT, http, leader_of, pid_alive, read_until, stop,
                                  wait_for_frame)
@@ -143,6 +145,12 @@ def test_a_cut_off_leader_loses_its_place_and_follows_once_healed(in_process_rep
     status, body = http(view.url + f"node/{old}/cut", "POST")
     assert status == 200 and "cut off" in body["message"], body
     assert replicas[old].watch.switch.cut_off
+    # its Raft service refuses the peers' RPCs (a stale vote request: harmless if answered)
+    stale = RequestVoteArgs(term=0, candidate_id=(old + 1) % 3, last_log_index=0,
+                            last_log_term=0)
+    with pytest.raises(rpc.RemoteError, match="cut off"):
+        raft_call(view.addresses[old], stale)
+    assert raft_call(view.addresses[(old + 1) % 3], stale).vote_granted is False
     frame = wait_for_frame(view.url, lambda f: f["leader"] not in (None, old),
                            "a new leader beside the cut-off one")
     status, body = http(view.url + "submit", "POST", {"command": "put while cut"})
@@ -154,6 +162,14 @@ def test_a_cut_off_leader_loses_its_place_and_follows_once_healed(in_process_rep
                    f["nodes"][old]["status"]["term"] >= new_term and
                    not f["nodes"][old]["cut_off"], "the healed old leader following")
     assert http(view.url + "submit", "POST", {"command": "get while"})[1]["value"] == "cut"
+
+
+def raft_call(address: str, args):
+    client = rpc.dial(address, timeout=DEADLINE_SECONDS)
+    try:
+        return client.call("Raft.request_vote", args, timeout=DEADLINE_SECONDS)
+    finally:
+        client.close()
 
 
 def test_a_replica_not_started_by_the_cluster_command_takes_no_faults(tmp_path):
@@ -204,7 +220,20 @@ def test_cluster_web_puts_gets_and_kills_replica_processes_then_removes_its_stat
         leader = leader_of(frame)
         status, body = http(url + f"node/{leader}/kill", "POST")
         assert status == 200 and "killed" in body["message"] and not pid_alive(pids[leader])
-        wait_for_frame(url, lambda f: f["leader"] not in (None, leader), "a new leader")
+        frame = wait_for_frame(url, lambda f: f["leader"] not in (None, leader), "a new leader")
+        follower = next(i for i in range(3) if i not in (leader, frame["leader"]))
+        status, body = http(url + f"node/{follower}/cut", "POST")   # --allow-faults given
+        assert status == 200 and "cut off" in body["message"], body
+        wait_for_frame(url, lambda f: f["nodes"][follower]["cut_off"], "the follower cut off")
+        status, body = http(url + f"node/{follower}/heal", "POST")
+        assert status == 200 and "healed" in body["message"], body
+
+        def following(f: dict) -> bool:   # its election attempts while cut off are over
+            healed = f["nodes"][follower]
+            return (f["leader"] is not None and not healed["cut_off"]
+                    and healed["status"]["role"] == "follower"
+                    and healed["status"]["term"] == f["nodes"][f["leader"]]["status"]["term"])
+        wait_for_frame(url, following, "the healed follower following a leader")
         status, body = http(url + "submit", "POST", {"command": "append k +after"})
         assert status == 200, body
         status, body = http(url + "submit", "POST", {"command": "get k"})
