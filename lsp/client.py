@@ -99,12 +99,18 @@ class Client(Endpoint):
             self._sock.write(encode(message))
 
     def _receive(self, conn: Connection, batch: list, ready: deque) -> None:
+        """A batch from the reader; the in-order Data in it is acknowledged once, at the end
+        (one CAck for a run of them: lsp.connection)."""
+        if conn.lost:
+            return
         for message, _ in batch:
-            if conn.lost or message.conn_id != conn.conn_id:
+            if message.conn_id != conn.conn_id:
                 continue
-            out, delivered = conn.receive(message)
-            self._send(out)
+            out, delivered = conn.receive(message, defer_ack=True)
+            if out:
+                self._send(out)
             ready.extend(delivered)
+        self._send(conn.closing_acks())
 
     def _loop(self) -> None:
         ticker = csp.Ticker(self._params.epoch_seconds)

@@ -34,6 +34,8 @@ Policy
   visits only them. Read events already queued stay until read() takes them.
 
 Outputs: every event method returns a list of `(Message, addr)` to transmit, in order.
+`receive_batch` takes what the reader handed over in one go and acknowledges each connection's
+in-order Data with one Ack or CAck at the end (see lsp.connection).
 Not thread-safe: one event loop owns it.
 """
 
@@ -127,19 +129,37 @@ class ConnTable:
 
     def receive(self, message: Message, addr) -> list[tuple[Message, object]]:
         """A message from `addr`."""
-        if message.type == MsgType.CONNECT:
-            return self._connect(message.seq_num, addr)
-        conn_id = message.conn_id
-        entry = self._entries.get(conn_id)
-        if entry is None or entry.addr != addr:
-            return []
-        out, delivered = entry.conn.receive(message)
-        if entry.closing:
-            if entry.conn.send.idle:
-                self.remove(conn_id)
-        elif delivered:
-            self._reads.extend((conn_id, payload) for payload in delivered)
-        return [(m, addr) for m in out]
+        return self.receive_batch([(message, addr)])
+
+    def receive_batch(self, batch) -> list[tuple[Message, object]]:
+        """Messages `(Message, addr)` received together, in arrival order. Each connection's
+        in-order Data is acknowledged once, after the batch (lsp.connection: one CAck for a
+        contiguous run, the plain Ack of a single one)."""
+        out = []
+        touched: dict[int, _Entry] = {}
+        entries = self._entries
+        for message, addr in batch:
+            if message.type == MsgType.CONNECT:
+                out.extend(self._connect(message.seq_num, addr))
+                continue
+            conn_id = message.conn_id
+            entry = entries.get(conn_id)
+            if entry is None or entry.addr != addr:
+                continue
+            touched[conn_id] = entry
+            messages, delivered = entry.conn.receive(message, defer_ack=True)
+            if entry.closing:
+                if entry.conn.send.idle:
+                    self.remove(conn_id)
+            elif delivered:
+                self._reads.extend((conn_id, payload) for payload in delivered)
+            if messages:
+                out.extend((m, addr) for m in messages)
+        for entry in touched.values():
+            # Also for a connection that left the table during the batch: the Data it sent
+            # was received, and its client is owed the ack (as it would have had at once).
+            out.extend((m, entry.addr) for m in entry.conn.closing_acks())
+        return out
 
     def epoch(self) -> list[tuple[Message, object]]:
         """One epoch passed: retransmissions and heartbeats; connections silent for too long

@@ -231,9 +231,7 @@ class UDPConn:
                 continue
             if self._closed or addr is None:  # woken by close()'s shutdown
                 raise OSError("lspnet: socket closed")
-            with _knobs.lock:
-                dropped = _knobs.chance(_knobs.read_drop[self.is_server])
-            if not dropped:
+            if not self._dropped_on_read():
                 return data, addr
 
     def read(self) -> bytes:
@@ -251,15 +249,24 @@ class UDPConn:
                 break
             if self._closed or addr is None:
                 break
-            with _knobs.lock:
-                dropped = _knobs.chance(_knobs.read_drop[self.is_server])
-            if not dropped:
+            if not self._dropped_on_read():
                 batch.append((data, addr))
         return batch
 
-    def write_to(self, data: bytes, addr) -> None:
+    def _dropped_on_read(self) -> bool:
+        """The read-drop decision for one datagram. The percentage is read without the lock
+        first (a racing change is as if it had come a moment later): no lock per datagram
+        while the knob is off."""
+        if not _knobs.read_drop[self.is_server]:
+            return False
         with _knobs.lock:
-            delayed = _knobs.chance(_knobs.delay)
+            return _knobs.chance(_knobs.read_drop[self.is_server])
+
+    def write_to(self, data: bytes, addr) -> None:
+        delayed = False
+        if _knobs.delay:   # read without the lock first, as in _dropped_on_read
+            with _knobs.lock:
+                delayed = _knobs.chance(_knobs.delay)
         if delayed:
             _delayer.add(lambda: self._write_now(data, addr))
         else:

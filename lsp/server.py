@@ -113,8 +113,7 @@ class Server(Endpoint):
                 if not ok:   # the reader has stopped (it never does while the socket is open)
                     received = csp.Recv(None)
                     continue
-                for message, addr in value:
-                    self._transmit(table.receive(message, addr))
+                self._transmit(table.receive_batch(value))
             elif case is tick:
                 self._transmit(table.epoch())
             elif case is asked:

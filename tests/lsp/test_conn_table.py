@@ -375,3 +375,18 @@ class TableMachine(RuleBasedStateMachine):
 TableMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50,
                                           deadline=None)
 test_table_state_machine = TableMachine.TestCase
+
+
+def test_a_batch_acks_each_connections_in_order_run_with_one_cack():
+    table = ConnTable(Params(window_size=8, max_unacked_messages=8))
+    a, b = connect(table, A), connect(table, B)
+    batch = [(data_message(a, 1, b"a1"), A), (data_message(b, 1, b"b1"), B),
+             (data_message(a, 2, b"a2"), A), (data_message(a, 3, b"a3"), A)]
+    out = table.receive_batch(batch)
+    assert sorted((m.type, m.conn_id, m.seq_num, addr) for m, addr in out) == sorted(
+        [(MsgType.CACK, a, 3, A), (MsgType.ACK, b, 1, B)])
+    reads = []
+    while table.next_read is not None:
+        reads.append(table.next_read)
+        table.read_taken()
+    assert reads == [(a, b"a1"), (b, b"b1"), (a, b"a2"), (a, b"a3")]

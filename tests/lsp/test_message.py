@@ -137,6 +137,30 @@ def test_decode_of_anything_returns_a_message_or_raises_message_error(datagram):
     assert isinstance(message, Message)
 
 
+def _outcome(fn, datagram):
+    try:
+        return fn(datagram)
+    except MessageError:
+        return "MessageError"
+
+
+@settings(max_examples=400)
+@given(st.integers(-2, 5), st.integers(-2**40, 2**40), st.integers(-2**40, 2**40),
+       st.integers(-5, 3000), st.integers(-2, 10**6),
+       st.one_of(st.none(), st.text("ABCxyz019+/=", max_size=12),
+                 st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode())),
+       st.sampled_from(["", " ", "\n", "0"]))
+def test_the_canonical_fast_path_decodes_as_json_does(kind, conn_id, seq, size, check, payload,
+                                                      noise):
+    """decode() parses Go's exact form with one pattern and everything else with json.loads:
+    on any datagram of (nearly) that form, both give the same Message or both refuse it."""
+    from lsp.message import _decode_json
+    payload_json = "null" if payload is None else f'"{payload}"'
+    datagram = (f'{{"Type":{kind},"ConnID":{conn_id},"SeqNum":{seq},"Size":{size},'
+                f'"Checksum":{noise.strip()}{check},"Payload":{payload_json}}}{noise}').encode()
+    assert _outcome(decode, datagram) == _outcome(_decode_json, datagram)
+
+
 def test_params_defaults_and_ranges():
     assert Params() == Params(5, 2000, 1, 0, 1)
     assert Params(3, 500, 5, 0, 50).max_unacked_messages == 50  # may exceed the window

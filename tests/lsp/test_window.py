@@ -143,3 +143,57 @@ def test_connection_processes_cack():
         conn.write(bytes([i]))
     conn.receive(new_cack(1, 5))
     assert conn.send.idle
+
+
+def _receive_batch(conn, messages):
+    out, ready = [], []
+    for message in messages:
+        sent, delivered = conn.receive(message, defer_ack=True)
+        out += sent
+        ready += delivered
+    return out + conn.closing_acks(), ready
+
+
+def test_a_batch_of_in_order_data_is_acked_by_one_cack_of_the_contiguous_prefix():
+    conn = Connection(3, 0, Params(window_size=8, max_unacked_messages=8))
+    out, ready = _receive_batch(conn, [data_message(3, s, b"%d" % s) for s in (1, 2, 3)])
+    assert out == [new_cack(3, 3)]
+    assert ready == [b"1", b"2", b"3"]
+    # One in-order message alone gets its plain Ack; nothing owed afterwards.
+    assert _receive_batch(conn, [data_message(3, 4, b"4")]) == ([new_ack(3, 4)], [b"4"])
+    assert conn.closing_acks() == []
+
+
+def test_data_with_a_gap_below_it_gets_a_plain_ack_never_a_cack():
+    conn = Connection(3, 0, Params(window_size=8, max_unacked_messages=8))
+    out, ready = _receive_batch(conn, [data_message(3, s, b"x") for s in (2, 3)])
+    assert out == [new_ack(3, 2), new_ack(3, 3)] and ready == []
+    # 1 fills the gap: one in order (its plain Ack), 2 and 3 released behind it.
+    out, ready = _receive_batch(conn, [data_message(3, 1, b"x")])
+    assert out == [new_ack(3, 1)] and len(ready) == 3
+    # In order, a duplicate, in order: the duplicate is acked at once, the run by a CAck
+    # covering everything received so far (1-6).
+    out, _ = _receive_batch(conn, [data_message(3, s, b"x") for s in (4, 2, 5, 6)])
+    assert out == [new_ack(3, 2), new_cack(3, 6)]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.integers(1, 12), max_size=30), st.integers(1, 6))
+def test_batched_acks_never_cack_a_message_not_received(arrivals, batch_size):
+    """Whatever the arrival order and batching, a CAck n is sent only once 1..n have all
+    arrived, and every arrived message is acknowledged (by its Ack or a CAck above it)."""
+    conn = Connection(1, 0, Params(window_size=16, max_unacked_messages=16))
+    arrived: set[int] = set()
+    acked: set[int] = set()
+    for start in range(0, len(arrivals), batch_size):
+        batch = arrivals[start:start + batch_size]
+        arrived.update(batch)
+        out, _ = _receive_batch(conn, [data_message(1, s, b"p") for s in batch])
+        for message in out:
+            if message.type == MsgType.CACK:
+                assert set(range(1, message.seq_num + 1)) <= arrived
+                acked.update(range(1, message.seq_num + 1))
+            else:
+                assert message.type == MsgType.ACK and message.seq_num in arrived
+                acked.add(message.seq_num)
+        assert arrived <= acked
