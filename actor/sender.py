@@ -2,22 +2,26 @@
 hands the student's `actor.remote.remote_tell` one batch at a time (the course's sender
 goroutine, which calls `remoteTell` for each message in order).
 
-A system has one `RemoteSender` per remote address it has told something: a Mailbox of (due
-time, counter, marshalled message) and the thread that drains it in order. The due time is the
-push time plus the artificial latency (`Faults.latency_ms`, read when the sender is made). The
-thread takes everything waiting, waits until the oldest is due, then passes everything due as
-ONE `RemoteTellBatch` to `remote_tell`, which must not wait for the reply (pipelining). The
-connection is dialled on the first batch and again after a loss. A batch that cannot be
-delivered (the link is blocked by `Faults`, the dial fails, the connection is lost) is dropped,
-never retried: tells are at most once. Each loss is reported through the system's
-`report_link(address, exc, news)`, where `news` comes from the link's `LinkReport` (a pure
-rule: only a change of the link's state is news), so the default handler can log a peer that
-is down for an hour in two lines.
+A system has one `RemoteSender` per remote address it has told something: an unbounded channel
+of (counter, marshalled message, due time) and the thread that drains it in order. The due time
+is the push time plus the artificial latency (`Faults.latency_ms`, read when the sender is
+made; 0.0, always due, without latency). The thread takes everything waiting, waits until the
+oldest is due, then passes everything due as ONE `RemoteTellBatch` to `remote_tell`, which must
+not wait for the reply (pipelining). The connection is dialled on the first batch and again
+after a loss. A batch that cannot be delivered (the link is blocked by `Faults`, the dial
+fails, the connection is lost) is dropped, never retried: tells are at most once. Each loss is
+reported through the system's `report_link(address, exc, news)`, where `news` comes from the
+link's `LinkReport` (a pure rule: only a change of the link's state is news), so the default
+handler can log a peer that is down for an hour in two lines.
+
+What a tell costs here: one channel send on the teller's thread and one receive on the
+sender's; the rest (decoding the texts, the frame, the socket write, and at the receiver the
+hand-off to the actor) is paid once per batch, and a busy sender's batches hold hundreds.
 
 Threads:
     actor:A/to:B       one per remote address B of the system at A (a RemoteSender): owns the
                        connection to B, the backlog of tells not yet due and the calls in
-                       flight; stops when its Mailbox is closed or the system stops.
+                       flight; stops when its channel is closed or the system stops.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from collections import deque
 import csp
 import rpc
 from actor.faults import Faults, RemoteTellsBlocked
-from actor.mailbox import Mailbox
 from actor.remote import remote_tell
 from actor.wire import RemoteTellBatch
 
@@ -78,22 +81,41 @@ class RemoteSender:
         self._stopping = stopping
         self._report = report
         self._report_link = report_link
-        self._mailbox = Mailbox()
+        # (counter, payload, due time), in push order; closed by close(). A bare channel, not
+        # a Mailbox: push runs on every remote tell, and this thread is its only receiver.
+        self._items = csp.Chan(None)
+        self._send = self._items.send
+        if not self._latency_seconds:
+            self.push = self._push_due_now
+
+    def _push_due_now(self, counter: int, payload: bytes) -> None:
+        """`push` without artificial latency: no clock read (every tell is due)."""
+        try:
+            self._send((counter, payload, 0.0))
+        except csp.ChannelClosed:
+            pass   # closed: the system is stopping, and later tells are dropped
 
     def start(self) -> threading.Thread:
         return csp.go(self._run, name=f"actor:{self._source}/to:{self._destination}")
 
     def push(self, counter: int, payload: bytes) -> None:
-        self._mailbox.push((time.monotonic() + self._latency_seconds, counter, payload))
+        try:
+            self._send((counter, payload, time.monotonic() + self._latency_seconds))
+        except csp.ChannelClosed:
+            pass   # closed: the system is stopping, and later tells are dropped
 
     def close(self) -> None:
-        self._mailbox.close()
+        try:
+            self._items.close()
+        except csp.ChannelClosed:
+            pass   # closed already: close() is idempotent
 
     def _run(self) -> None:
         client = None
         pending: deque = deque()   # calls in flight, oldest first, to report failures
-        backlog: deque = deque()   # (due, counter, payload) popped but not sent yet, in order
-        mailbox = self._mailbox
+        backlog: deque = deque()   # (counter, payload, due) taken but not sent yet, in order
+        items = self._items
+        recv = items.recv
         stopping = csp.Recv(self._stopping)
         report = self._report
         source, address = self._source, self._destination
@@ -106,31 +128,25 @@ class RemoteSender:
         try:
             while True:
                 if not backlog:
-                    item, ok = mailbox.pop()
+                    item, ok = recv()
                     if not ok:
                         return
                     backlog.append(item)
-                backlog.extend(mailbox.pop_all())
-                if mailbox.closed:
+                # Take everything queued: this thread is the channel's only receiver, so the
+                # values len() counts are there, and recv() takes each without blocking.
+                for _ in range(len(items)):
+                    backlog.append(recv()[0])
+                if items.closed:
                     return
                 now = monotonic()
-                delay = backlog[0][0] - now
+                delay = backlog[0][2] - now
                 if delay > 0:   # artificial latency: wait for the oldest, then take what is due
                     oldest_due = csp.Recv(csp.after(delay))
                     case, _, _ = csp.select_case(oldest_due, stopping)
                     if case is stopping:
                         return
                     continue
-                # Everything due goes in one call (pushes are in due order, give or take
-                # the clock reads of racing pushers).
-                counters = []
-                texts = []
-                size = 0
-                while backlog and backlog[0][0] <= now and size < MAX_BATCH_BYTES:
-                    _, counter, payload = backlog.popleft()
-                    counters.append(counter)
-                    texts.append(payload.decode())
-                    size += len(payload)
+                counters, texts = take_due(backlog, now, MAX_BATCH_BYTES)
                 if self._faults.is_blocked(source, address):
                     report_lost(RemoteTellsBlocked(f"{len(counters)} tells to {address} "
                                                    f"dropped: the link is blocked"))
@@ -167,3 +183,31 @@ class RemoteSender:
         finally:
             if client is not None:
                 client.close()
+
+
+def take_due(backlog: deque, now: float, max_bytes: int) -> tuple[list, list]:
+    """Pop from `backlog` ((counter, payload, due) in due order, the oldest due by `now`) the
+    tells due by `now`, oldest first, as many as fit in `max_bytes` of payload (the oldest
+    always goes, whatever its size): `(counters, texts)`, texts decoded from the UTF-8
+    payloads. Pure but for popping `backlog`.
+
+    Without artificial latency every tell is due, so the usual call copies the whole backlog
+    with list() and splits it with comprehensions instead of a Python loop step per pop."""
+    if backlog[-1][2] <= now:
+        taken = list(backlog)
+        backlog.clear()
+    else:   # pushes are in due order (give or take racing pushers' clock reads)
+        taken = []
+        while backlog and backlog[0][2] <= now:
+            taken.append(backlog.popleft())
+    sizes = [len(payload) for _, payload, _ in taken]
+    if sum(sizes) > max_bytes:
+        size = 0
+        for count, length in enumerate(sizes):
+            size += length
+            if size > max_bytes:
+                break
+        count = max(count, 1)
+        backlog.extendleft(reversed(taken[count:]))   # not sent now: back at the front
+        taken = taken[:count]
+    return [counter for counter, _, _ in taken], [payload.decode() for _, payload, _ in taken]

@@ -13,15 +13,16 @@ remote sender in actor.sender (staff), the remote tell call and its receiving se
 actor.remote (the student's), the fault settings in actor.faults, the counters in actor.stats.
 
 Threads (A is the system's address, N an actor's counter):
-    actor:A/N          one per actor: pops marshalled messages from its Mailbox, unmarshals
-                       them, calls on_message; an exception goes to the error handler and
+    actor:A/N          one per actor: pops marshalled messages from its Mailbox (one, or a
+                       run from a remote batch), unmarshals them, calls on_message; an exception goes to the error handler and
                        the actor goes on. Stops when its Mailbox is closed (close()).
     actor:A/timers     delivers tell_after messages, which csp's shared timer thread hands
                        it when due (no thread per timer). Stops when the system stops.
     actor:A/to:B       one per remote address B: actor.sender.RemoteSender's thread.
     (the rpc server's threads: the remote-tell service is `ordered`, so the calls of one
     connection run one at a time, in order, on that connection's RemoteTell thread, which
-    unpacks each batch into the mailboxes; bad batches are reported and dropped.)
+    unpacks each batch into the mailboxes, a run of tells to one actor as ONE item (a list
+    of payloads, one hand-off and one wake-up); bad batches are reported and dropped.)
 State: the tables of mailboxes, channel refs and remote senders are dicts written with single
 atomic operations (setdefault, pop); counters are per thread (actor.stats), so no thread ever
 updates another's number; no locks (the channel rule). close() goes through a csp.Lifecycle:
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import operator
 import threading
 import time
 
@@ -114,6 +116,7 @@ class ActorSystem:
         global _last_system
         self.faults = faults if faults is not None else process_faults()
         self._life = csp.Lifecycle()
+        self._stopping = self._life.stopping   # closed once close() begins
         self._counter_ids = itertools.count()
         self._mailboxes: dict[int, Mailbox] = {}
         self._contexts: dict[int, ActorContext] = {}
@@ -124,7 +127,7 @@ class ActorSystem:
         self._error_handler = self._log_error
         self._handler_is_default = True   # link failures are logged on change only
         self._server = rpc.Server()
-        self._server.register(RemoteTellService(self._deliver_local, self._report,
+        self._server.register(RemoteTellService(self._deliver_batch, self._report,
                                                 self._counters),
                               name="RemoteTell", ordered=True)
         bound = self._server.listen(port, host)
@@ -217,13 +220,23 @@ class ActorSystem:
         return payload
 
     def _send(self, ref: ActorRef, message, external: bool) -> None:
-        payload = self._marshal(message, external)
-        if self._life.is_stopping:
+        # Every tell runs this on the teller's thread: _marshal and _deliver inlined (a remote
+        # tell's cost beyond the codec is mostly calls like theirs).
+        payload = codec.dumps(message)   # rpc.EncodeError for what cannot travel
+        counters = self._counters.mine()
+        counters.sent += 1
+        counters.external += external
+        counters.bytes += len(payload)
+        if self._stopping.closed:
             return
-        if ref.address == self.address:
+        address = ref.address
+        if address == self.address:
             self._deliver_local(ref.counter, payload)
-        else:
-            self._deliver(ref, payload)
+            return
+        sender = self._senders.get(address)
+        if sender is None:
+            sender = self._start_sender(address)
+        sender.push(ref.counter, payload)
 
     def _send_after(self, ref: ActorRef, message, seconds: float, external: bool) -> None:
         payload = self._marshal(message, external)
@@ -245,14 +258,39 @@ class ActorSystem:
             return
         sender = self._senders.get(ref.address)
         if sender is None:
-            candidate = RemoteSender(self.address, ref.address, self.faults,
-                                     self._life.stopping, self._report, self._report_link)
-            sender = self._senders.setdefault(ref.address, candidate)
-            if sender is candidate:
-                self._threads.append(candidate.start())
-                if self._life.is_stopping:
-                    candidate.close()
+            sender = self._start_sender(ref.address)
         sender.push(ref.counter, payload)
+
+    def _start_sender(self, address: str) -> RemoteSender:
+        """The sender to `address`, started now unless a racing teller's got in first."""
+        candidate = RemoteSender(self.address, address, self.faults, self._life.stopping,
+                                 self._report, self._report_link)
+        sender = self._senders.setdefault(address, candidate)
+        if sender is candidate:
+            self._threads.append(candidate.start())
+            if self._life.is_stopping:
+                candidate.close()
+        return sender
+
+    def _deliver_batch(self, counters: list, payloads: list) -> None:
+        """Remote tells, in order, to this system's actors or channel refs `counters`. Never
+        blocks. A run of tells to one actor goes into its mailbox as ONE item, a list, which
+        the actor takes with one pop: one hand-off and at most one wake-up per run."""
+        if not counters:
+            return
+        if counters.count(counters[0]) == len(counters):   # the usual batch: one destination
+            runs = ((counters[0], payloads),)
+        else:
+            runs = ((counter, [payload for _, payload in run]) for counter, run in
+                    itertools.groupby(zip(counters, payloads), key=operator.itemgetter(0)))
+        mailboxes = self._mailboxes
+        for counter, run in runs:
+            mailbox = mailboxes.get(counter)
+            if mailbox is None or len(run) == 1:
+                for payload in run:   # a channel ref takes one message; the rest are reported
+                    self._deliver_local(counter, payload)
+            else:
+                mailbox.push(run)
 
     def _deliver_local(self, counter: int, payload: bytes) -> None:
         """To this system's actor or channel ref number `counter`. Never blocks."""
@@ -284,21 +322,26 @@ class ActorSystem:
     # ---- actors and errors ---------------------------------------------------------------------
 
     def _run_actor(self, actor: Actor, mailbox: Mailbox) -> None:
+        # An item is one marshalled message (bytes), or a run of them (a list) from a remote
+        # batch, taken whole and handled in order; close() stops the actor within a run too.
         pop = mailbox.pop
         loads = codec.loads
         while True:
-            payload, ok = pop()
+            item, ok = pop()
             if not ok:
                 return
-            try:
-                message = loads(payload)
-            except rpc.FrameError as exc:
-                self._report(exc)
-                continue
-            try:
-                actor.on_message(message)   # looked up each time: an actor may swap it
-            except Exception as exc:   # the actor keeps running (no supervision, as the course)
-                self._report(exc)
+            for payload in (item,) if type(item) is bytes else item:
+                if mailbox.closed:
+                    return
+                try:
+                    message = loads(payload)
+                except rpc.FrameError as exc:
+                    self._report(exc)
+                    continue
+                try:
+                    actor.on_message(message)   # looked up each time: an actor may swap it
+                except Exception as exc:   # the actor keeps running (no supervision, as the course)
+                    self._report(exc)
 
     def _report(self, exc: BaseException) -> None:
         try:

@@ -120,3 +120,45 @@ def test_a_batch_with_a_bad_message_delivers_the_others_and_reports_it(make_syst
         client.close()
     assert [recv_within(chan) for _, chan in refs] == [0, 1]
     assert len(system.errors) == 1 and isinstance(system.errors[0], rpc.FrameError)
+
+
+def test_a_batch_to_several_destinations_reaches_each_in_order(make_system):
+    """Runs of tells to one actor go in as one mailbox item each; interleaved runs, single
+    tells and a channel ref (which takes one message, the second is reported) all arrive,
+    each actor's in the order of the batch."""
+    system = make_system()
+    first, second = system.start_actor(Recorder), system.start_actor(Recorder)
+    (ref_a, chan_a), (ref_b, chan_b) = system.new_channel_ref(), system.new_channel_ref()
+    ref_once, chan_once = system.new_channel_ref()
+    tells = [(first, 0), (first, 1), (second, 10), (first, 2), (first, 3), (first, 4),
+             (second, 11), (second, 12), (first, -1), (second, -1)]
+    counters = [target.counter for target, _ in tells] + [ref_once.counter] * 2
+    texts = [rpc.codec.dumps(Ping(value, ref_a if target is first else ref_b)).decode()
+             for target, value in tells] + [rpc.codec.dumps("once").decode()] * 2
+    client = rpc.dial(system.address)
+    try:
+        assert client.call("RemoteTell.tell_batch", RemoteTellBatch(counters, texts),
+                           timeout=5) is True
+    finally:
+        client.close()
+    assert recv_within(chan_a) == [0, 1, 2, 3, 4, -1]
+    assert recv_within(chan_b) == [10, 11, 12, -1]
+    assert recv_within(chan_once) == "once"
+    assert len(system.errors) == 1 and isinstance(system.errors[0], LookupError)
+    assert system.stats().remote_bytes_received == sum(len(t.encode()) for t in texts)
+
+
+def test_take_due_sends_what_is_due_within_the_byte_limit():
+    from collections import deque
+    from actor.sender import take_due
+
+    backlog = deque([(1, b"aa", 0.0), (2, b"bbb", 0.5), (3, b"c", 2.0)])
+    assert take_due(backlog, 1.0, 100) == ([1, 2], ["aa", "bbb"])   # the third is not due
+    assert list(backlog) == [(3, b"c", 2.0)]
+    backlog = deque([(1, b"aa", 0.0), (2, b"bbb", 0.0), (3, b"c", 0.0)])
+    assert take_due(backlog, 1.0, 4) == ([1], ["aa"])               # 5 bytes would not fit
+    assert take_due(backlog, 1.0, 4) == ([2, 3], ["bbb", "c"])
+    assert not backlog
+    backlog = deque([(1, "é".encode() * 9, 0.0), (2, b"b", 0.0)])
+    assert take_due(backlog, 1.0, 4) == ([1], ["é" * 9])            # the oldest always goes
+    assert list(backlog) == [(2, b"b", 0.0)]
