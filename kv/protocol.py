@@ -93,6 +93,8 @@ class LineSplitter:
 
     `feed(chunk)` returns the complete lines it finished, without `\\n`; a line that grows
     past `max_line_bytes` is returned once as a `BadRequest` and the rest of it is skipped.
+    `too_long_lines` counts the BadRequests returned so far (so a caller can tell, by
+    comparing it before and after a feed, that a batch holds only lines).
     """
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
@@ -101,28 +103,32 @@ class LineSplitter:
         self._pending: list[bytes] = []   # pieces of the unfinished line
         self._pending_size = 0
         self._skipping = False            # inside a too-long line, until its newline
+        self.too_long_lines = 0
 
     def feed(self, chunk: bytes) -> list:
         if b"\n" not in chunk:
             self._hold(chunk)
-            return [self._too_long] if self._overflowed() else []
-        parts = chunk.split(b"\n")
-        rest = parts.pop()
+            return [self._report()] if self._overflowed() else []
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
         if self._skipping:
-            parts[0] = None  # the tail of a line already reported as too long
+            del lines[0]  # the tail of a line already reported as too long
             self._skipping = False
         elif self._pending:
-            self._pending.append(parts[0])
-            parts[0] = b"".join(self._pending)
-        self._pending = []
-        self._pending_size = 0
-        lines = [p for p in parts if p is not None]
+            self._pending.append(lines[0])
+            lines[0] = b"".join(self._pending)
+            self._pending = []
+            self._pending_size = 0
         if len(chunk) > self._max or (lines and len(lines[0]) > self._max):
-            lines = [self._too_long if len(p) > self._max else p for p in lines]
+            lines = [self._report() if len(p) > self._max else p for p in lines]
         self._hold(rest)
         if self._overflowed():
-            lines.append(self._too_long)
+            lines.append(self._report())
         return lines
+
+    def _report(self) -> BadRequest:
+        self.too_long_lines += 1
+        return self._too_long
 
     def _hold(self, piece: bytes) -> None:
         if piece and not self._skipping:
