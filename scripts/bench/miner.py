@@ -6,12 +6,13 @@
    `python -m miner` processes; the client is timed from its request to the answer).
    Target: two miners >= 1.7x one.
 3. Fairness: with two miners, a 100,000-nonce request submitted while a 20,000,000-nonce one
-   runs, against the same request on the idle cluster. Target <= 3x.
+   runs, against the same request on the idle cluster of the same round. Target: below 3x in
+   every round (the worst round is the figure that must meet it; the median is shown too).
 
 With --json, one JSON document of the figures instead of the lines; on a terminal, a progress
 line shows which figure and round is being measured.
 
-Usage: python scripts/bench/miner.py [--rounds R] [--json]
+Usage: python scripts/bench/miner.py [--rounds R] [--only loop|speedup|fairness] [--json]
 """
 
 from __future__ import annotations
@@ -106,12 +107,19 @@ def end_to_end(miners: int, nonces: int) -> float:
         cluster.close()
 
 
+def huge_request(cluster: Cluster) -> None:
+    try:
+        cluster.request("huge", 19_999_999)
+    except RuntimeError:
+        pass   # the round ended first: the cluster was closed under it
+
+
 def fairness() -> tuple[float, float]:
     cluster = Cluster(2)
     try:
         cluster.request("warm-up", 50_000)
         idle = cluster.request("small", 99_999)
-        threading.Thread(target=cluster.request, args=("huge", 19_999_999), daemon=True).start()
+        threading.Thread(target=huge_request, args=(cluster,), daemon=True).start()
         time.sleep(0.5)   # the huge request has every miner busy
         loaded = cluster.request("small2", 99_999)
         return idle, loaded
@@ -122,6 +130,8 @@ def fairness() -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=("loop", "speedup", "fairness"),
+                        help="measure only this figure")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     rounds = args.rounds
@@ -130,34 +140,40 @@ def main() -> int:
     def median(label, fn, *a):
         return statistics.median(report.rounds(label, rounds, lambda: fn(*a)))
 
-    count = 500_000
-    bare = median("bare hashlib loop", bare_hashlib, count)
-    ours = median("one miner's loop", scan_rate, count)
-    ratio = ours / bare
-    report.figure("miner_loop", f"one miner's loop        {ours:>12,.0f} hashes/s   bare hashlib "
-                  f"loop {bare:>12,.0f}   ratio {ratio:.2f} (target >= 0.90) "
-                  f"{'ok' if ratio >= 0.90 else 'BELOW TARGET'}",
-                  ok=ratio >= 0.90, hashes_per_s=ours, bare_hashlib_hashes_per_s=bare,
-                  ratio=ratio, target=0.90, nonces=count, rounds=rounds)
+    if args.only in (None, "loop"):
+        count = 500_000
+        bare = median("bare hashlib loop", bare_hashlib, count)
+        ours = median("one miner's loop", scan_rate, count)
+        ratio = ours / bare
+        report.figure("miner_loop", f"one miner's loop        {ours:>12,.0f} hashes/s   bare "
+                      f"hashlib loop {bare:>12,.0f}   ratio {ratio:.2f} (target >= 0.90) "
+                      f"{'ok' if ratio >= 0.90 else 'BELOW TARGET'}",
+                      ok=ratio >= 0.90, hashes_per_s=ours, bare_hashlib_hashes_per_s=bare,
+                      ratio=ratio, target=0.90, nonces=count, rounds=rounds)
 
-    one = median("2,000,000 nonces, one miner", end_to_end, 1, 2_000_000)
-    two = median("2,000,000 nonces, two miners", end_to_end, 2, 2_000_000)
-    speedup = one / two
-    report.figure("two_miners_speedup", f"2,000,000 nonces        one miner {one:6.2f} s   two "
-                  f"miners {two:6.2f} s   speedup {speedup:.2f} (target >= 1.7) "
-                  f"{'ok' if speedup >= 1.7 else 'BELOW TARGET'}",
-                  ok=speedup >= 1.7, one_miner_s=one, two_miners_s=two, speedup=speedup,
-                  target=1.7, nonces=2_000_000, rounds=rounds)
+    if args.only in (None, "speedup"):
+        one = median("2,000,000 nonces, one miner", end_to_end, 1, 2_000_000)
+        two = median("2,000,000 nonces, two miners", end_to_end, 2, 2_000_000)
+        speedup = one / two
+        report.figure("two_miners_speedup", f"2,000,000 nonces        one miner {one:6.2f} s   "
+                      f"two miners {two:6.2f} s   speedup {speedup:.2f} (target >= 1.7) "
+                      f"{'ok' if speedup >= 1.7 else 'BELOW TARGET'}",
+                      ok=speedup >= 1.7, one_miner_s=one, two_miners_s=two, speedup=speedup,
+                      target=1.7, nonces=2_000_000, rounds=rounds)
 
-    pairs = report.rounds("fairness, 100,000 behind 20,000,000", rounds, fairness)
-    idle = statistics.median(p[0] for p in pairs)
-    loaded = statistics.median(p[1] for p in pairs)
-    slowdown = loaded / idle
-    report.figure("fairness", f"100,000 nonces          idle cluster {idle:6.3f} s   behind a "
-                  f"20,000,000 request {loaded:6.3f} s   ratio {slowdown:.2f} (target <= 3) "
-                  f"{'ok' if slowdown <= 3 else 'ABOVE TARGET'}",
-                  ok=slowdown <= 3, idle_s=idle, loaded_s=loaded, ratio=slowdown, target=3,
-                  rounds=rounds)
+    if args.only in (None, "fairness"):
+        pairs = report.rounds("fairness, 100,000 behind 20,000,000", rounds, fairness)
+        idle = statistics.median(p[0] for p in pairs)
+        loaded = statistics.median(p[1] for p in pairs)
+        ratios = [p[1] / p[0] for p in pairs]
+        worst = max(ratios)
+        report.figure("fairness", f"100,000 nonces          idle cluster {idle:6.3f} s   behind "
+                      f"a 20,000,000 request {loaded:6.3f} s   ratio median "
+                      f"{statistics.median(ratios):.2f}, worst round {worst:.2f} (target < 3 in "
+                      f"every round) {'ok' if worst < 3 else 'ABOVE TARGET'}",
+                      ok=worst < 3, idle_s=idle, loaded_s=loaded,
+                      ratio=statistics.median(ratios), worst_ratio=worst, round_ratios=ratios,
+                      target=3, rounds=rounds)
     return report.finish()
 
 if __name__ == "__main__":

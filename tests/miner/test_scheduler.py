@@ -1,5 +1,7 @@
 """The scheduler's policy as pure rules: answers equal brute force under any interleaving of
-joins, losses and results; cancelled requests dispatch nothing; SRTF ordering; chunk sizing."""
+joins, losses and results (one chunk per miner, and two: the pipelined default); cancelled
+requests dispatch nothing; SRTF ordering; chunk sizing; a miner's queued chunk hides the round
+trip and is timed from the previous result."""
 
 import pytest
 from hypothesis import settings, strategies as st
@@ -18,7 +20,10 @@ def answer_of(dispatch):
 
 
 def small_scheduler(**overrides):
-    options = dict(target_chunk_seconds=1.0, initial_chunk=4, min_chunk=1, max_chunk=40)
+    """One chunk per miner unless `pipeline_depth` is given, so the tests below can name the
+    one dispatch each event makes."""
+    options = dict(target_chunk_seconds=1.0, initial_chunk=4, min_chunk=1, max_chunk=40,
+                   pipeline_depth=1)
     options.update(overrides)
     return Scheduler(**options)
 
@@ -92,7 +97,8 @@ def test_cancelled_request_dispatches_nothing_and_its_results_are_ignored():
 
 
 def test_chunks_follow_each_miners_speed_within_bounds():
-    s = Scheduler(target_chunk_seconds=0.5, initial_chunk=1000, min_chunk=100, max_chunk=50_000)
+    s = Scheduler(target_chunk_seconds=0.5, initial_chunk=1000, min_chunk=100, max_chunk=50_000,
+                  pipeline_depth=1)
     s.miner_joined(1, 0.0)   # fast
     s.miner_joined(2, 0.0)   # slow
     s.request(9, "big", 0, 10**9, now=0.0)
@@ -103,15 +109,58 @@ def test_chunks_follow_each_miners_speed_within_bounds():
 
 
 def test_a_small_request_is_spread_over_every_miner():
-    s = Scheduler(initial_chunk=10_000, min_chunk=10)
+    s = Scheduler(initial_chunk=10_000, min_chunk=10, pipeline_depth=1)
     for m in range(4):
         s.miner_joined(m, 0.0)
     actions = s.request(1, "s", 0, 399, now=0.0)
     assert [a.upper - a.lower + 1 for a in actions] == [100, 100, 100, 100]
 
 
+def test_each_miner_holds_a_queued_chunk_and_idle_miners_are_served_first():
+    s = Scheduler(initial_chunk=10, min_chunk=1)   # the default: two chunks per miner
+    s.miner_joined(1, 0.0)
+    s.miner_joined(2, 0.0)
+    actions = s.request(9, "big", 0, 10**6, now=0.0)
+    assert [a.miner for a in actions] == [1, 2, 1, 2]   # first slots, then second slots
+    assert [(a.lower, a.upper) for a in actions] == [(0, 9), (10, 19), (20, 29), (30, 39)]
+    assert s.chunks_in_flight == 4
+    # Miner 1 answers its oldest chunk; it gets one more, so it still holds two.
+    (next_chunk,) = s.result(1, *brute_force("big", 0, 9), now=0.5)
+    assert next_chunk.miner == 1 and s.chunks_in_flight == 4
+
+
+def test_a_queued_chunk_is_timed_from_the_previous_result():
+    s = Scheduler(target_chunk_seconds=1.0, initial_chunk=100, min_chunk=1, max_chunk=10**6)
+    s.miner_joined(1, 0.0)
+    s.request(9, "big", 0, 10**9, now=0.0)   # chunks 0..99 and 100..199, both sent at 0
+    s.result(1, 0, 0, now=1.0)               # 100 in 1 s (round trip included)
+    (sized,) = s.result(1, 0, 0, now=1.5)    # queued: started at 1.0, so 100 in 0.5 s
+    assert sized.upper - sized.lower + 1 == 200    # 1 s at 200 nonces/s (not 100/1.5 s)
+
+
+def test_a_small_request_waits_only_for_the_chunks_already_held():
+    s = Scheduler(target_chunk_seconds=1.0, initial_chunk=10, min_chunk=1, max_chunk=10)
+    for miner in (1, 2):
+        s.miner_joined(miner, 0.0)
+    assert len(s.request(100, "huge", 0, 10**6, now=0.0)) == 4   # two chunks each
+    assert s.request(200, "small", 0, 15, now=0.1) == []         # no slot is free
+    # Each miner's next chunk after its oldest is answered is the small request's.
+    for miner in (1, 2):
+        (dispatch,) = s.result(miner, 0, 0, now=1.0)
+        assert dispatch.data == "small"
+
+
+def test_a_lost_miner_gives_back_every_chunk_it_held_in_order():
+    s = Scheduler(initial_chunk=10, min_chunk=1)
+    s.miner_joined(1, 0.0)
+    s.request(9, "x", 0, 39, now=0.0)        # 1 holds 0..9 and 10..19
+    assert s.miner_lost(1, 1.0) == []
+    actions = s.miner_joined(2, 2.0)
+    assert [(a.lower, a.upper) for a in actions] == [(0, 9), (10, 19)]
+
+
 @pytest.mark.parametrize("bad", [dict(min_chunk=0), dict(initial_chunk=10, min_chunk=20),
-                                 dict(target_chunk_seconds=0)])
+                                 dict(target_chunk_seconds=0), dict(pipeline_depth=0)])
 def test_bad_options_are_refused(bad):
     with pytest.raises(ValueError):
         Scheduler(**bad)
@@ -123,13 +172,16 @@ def test_an_empty_range_is_refused():
 
 
 class SchedulerMachine(RuleBasedStateMachine):
-    """Any interleaving of joins, miner losses, requests, client losses and results."""
+    """Any interleaving of joins, miner losses, requests, client losses and results; a miner
+    answers its chunks in the order they were sent."""
+
+    depth = 1
 
     def __init__(self):
         super().__init__()
-        self.s = small_scheduler(max_chunk=7)
+        self.s = small_scheduler(max_chunk=7, pipeline_depth=self.depth)
         self.now = 0.0
-        self.held: dict[int, Dispatch] = {}          # miner -> its chunk
+        self.held: dict[int, list[Dispatch]] = {}    # miner -> its chunks, oldest first
         self.live_miners: set[int] = set()
         self.next_id = 1
         self.open: dict[int, tuple[str, int, int]] = {}   # client -> (data, lower, upper)
@@ -141,10 +193,11 @@ class SchedulerMachine(RuleBasedStateMachine):
         for action in actions:
             if type(action) is Dispatch:
                 assert action.miner in self.live_miners
-                assert action.miner not in self.held, "a miner holds one chunk at a time"
+                chunks = self.held.setdefault(action.miner, [])
+                assert len(chunks) < self.depth, f"a miner holds at most {self.depth} chunks"
                 assert action.data not in self.cancelled, "work of a lost client handed out"
                 assert action.lower <= action.upper
-                self.held[action.miner] = action
+                chunks.append(action)
             else:
                 assert action.client in self.open and action.client not in self.answered
                 assert (action.hash, action.nonce) == brute_force(*self.open.pop(action.client))
@@ -192,18 +245,20 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.finish(miner)
 
     def finish(self, miner):
-        dispatch = self.held.pop(miner)
+        dispatch = self.held[miner].pop(0)
+        if not self.held[miner]:
+            del self.held[miner]
         self.done_nonces[dispatch.data] = (self.done_nonces.get(dispatch.data, 0)
                                            + dispatch.upper - dispatch.lower + 1)
         self.apply(self.s.result(miner, *answer_of(dispatch), self.tick()))
 
     @invariant()
-    def no_miner_idle_while_work_waits(self):
-        if self.open and len(self.held) < len(self.live_miners):
+    def no_miner_slot_free_while_work_waits(self):
+        if self.open and any(len(self.held.get(m, ())) < self.depth for m in self.live_miners):
             # Then every open request's nonces are answered or in flight.
             for name, lower, upper in self.open.values():
-                in_flight = sum(d.upper - d.lower + 1 for d in self.held.values()
-                                if d.data == name)
+                in_flight = sum(d.upper - d.lower + 1 for chunks in self.held.values()
+                                for d in chunks if d.data == name)
                 assert self.done_nonces.get(name, 0) + in_flight == upper - lower + 1
 
     def teardown(self):
@@ -215,6 +270,12 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert not self.open, f"unanswered requests: {self.open}"
 
 
-SchedulerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
-                                              deadline=None)
+class PipelinedSchedulerMachine(SchedulerMachine):
+    depth = 2
+
+
+for _machine in (SchedulerMachine, PipelinedSchedulerMachine):
+    _machine.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
+                                          deadline=None)
 test_scheduler_state_machine = SchedulerMachine.TestCase
+test_pipelined_scheduler_state_machine = PipelinedSchedulerMachine.TestCase

@@ -84,7 +84,7 @@ def test_many_clients_and_miners_come_and_go_and_leave_nothing():
     rng = random.Random(16)
     rules = small_rules()
     next_id = 1
-    held: dict[int, Dispatch] = {}
+    held: dict[int, list[Dispatch]] = {}   # miner -> its chunks, oldest first
     miners: set[int] = set()
     clients: dict[int, int] = {}          # client -> requests not answered
     now = 0.0
@@ -92,7 +92,7 @@ def test_many_clients_and_miners_come_and_go_and_leave_nothing():
     def perform(actions):
         for action in actions:
             if type(action) is Dispatch:
-                held[action.miner] = action
+                held.setdefault(action.miner, []).append(action)
             elif type(action) is Answer:
                 clients[action.client] -= 1
 
@@ -121,7 +121,10 @@ def test_many_clients_and_miners_come_and_go_and_leave_nothing():
             perform(rules.lost(client, now))
         elif held:
             miner = rng.choice(sorted(held))
-            perform(rules.message(miner, result_for(held.pop(miner)), now))
+            oldest = held[miner].pop(0)
+            if not held[miner]:
+                del held[miner]
+            perform(rules.message(miner, result_for(oldest), now))
     for client in list(clients):
         perform(rules.lost(client, now))
     for miner in list(miners):
@@ -140,13 +143,13 @@ class RulesMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.miners: set[int] = set()
         self.clients: set[int] = set()
-        self.held: dict[int, Dispatch] = {}
+        self.held: dict[int, list[Dispatch]] = {}   # miner -> its chunks, oldest first
 
     def perform(self, actions):
         for action in actions:
             if type(action) is Dispatch:
                 assert action.miner in self.miners
-                self.held[action.miner] = action
+                self.held.setdefault(action.miner, []).append(action)
             elif type(action) is Answer:
                 assert action.client in self.clients
 
@@ -173,7 +176,10 @@ class RulesMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def miner_answers(self, data):
         miner = data.draw(st.sampled_from(sorted(self.held)))
-        self.perform(self.rules.message(miner, result_for(self.held.pop(miner)), self.tick()))
+        oldest = self.held[miner].pop(0)
+        if not self.held[miner]:
+            del self.held[miner]
+        self.perform(self.rules.message(miner, result_for(oldest), self.tick()))
 
     @precondition(lambda self: self.miners)
     @rule(data=st.data())
