@@ -4,10 +4,18 @@
 Decide under the lock, do the slow work outside it (etcd's "Ready" boundary). Every state
 change and every rule (raft/rules.py) runs under the one mutex; the fsync (`persister.sync()`)
 and every RPC run without it, so a slow disk or a slow link stalls no handler, heartbeat or
-put_command. Nothing leaves this peer, and no reply is given, that depends on state not yet
-durable: each critical section that saves something notes a durability point (how many saves
-so far), and whoever then sends or answers first calls `_make_durable(point)` outside the lock.
-Concurrent syncs share one fsync (the persister's group commit).
+put_command. No reply is given, no vote asked for, and no entry counted committed, that
+depends on state not yet durable on this peer: each critical section that saves something
+notes a durability point (how many saves so far), and whoever then answers or asks first calls
+`_make_durable(point)` outside the lock. The one thing sent before it is durable is the
+leader's own new entries (Raft dissertation 10.2.1): the leader writes its log to disk in
+parallel with sending it (raft-P/disk) and counts itself in a majority only for entries
+already durable (match_index[me] is the durable index). That is safe because a follower makes
+them durable before it acknowledges them, and a leader that crashes before its own fsync
+restarts with its term and vote (durable since the election), so never leads that term again
+and cannot put different entries at those indices in it. A sync covers every save made before
+it starts, so concurrent syncs share one fsync (group commit): entries appended while one
+fsync runs are covered by the next, and a follower acknowledges a whole batch after one.
 
 Threads (P is `me`):
     raft-P/ticker        election timeouts (followers and candidates): under the lock it turns
@@ -22,20 +30,32 @@ Threads (P is `me`):
                          is decided, heartbeats and appends alike. Under the lock it builds the
                          next request from next_index[J] (AppendEntries, or InstallSnapshot
                          when that entry went into the snapshot) and moves next_index[J] past
-                         what it sent (pipelining); outside it, makes the leader's own log
-                         durable and hands the request to an idle sender. Then it waits for a
-                         wake-up (new entries, or a reply that moved next_index[J] back: a
-                         coalescing Chan(1) sent to without blocking, so any number of
-                         put_commands cost one wake-up), the heartbeat interval, the end of
-                         its leadership or stop().
+                         what it sent (pipelining); outside it, makes sure the leader's
+                         term is durable (it is, since the election, unless it changed) and
+                         hands the request to an idle sender, without waiting for the
+                         leader's own fsync of the entries. New entries wait while
+                         APPENDS_IN_FLIGHT calls carrying entries are out to J, unless a
+                         heartbeat or a ReadIndex round is due: the next call then carries
+                         all that piled up (fewer, larger calls and follower fsyncs). Then
+                         it waits for a wake-up (new entries; a reply that moved
+                         next_index[J] back or ended a call carrying entries while more
+                         wait: a coalescing Chan(1) sent to without blocking, so any number
+                         of put_commands cost one wake-up), the heartbeat interval, the end
+                         of its leadership or stop().
     raft-P/send-J.k      up to SENDERS_PER_FOLLOWER per replicator, started as the calls in
                          flight need them (a reply the network holds back for seconds must not
                          hold back the next heartbeat): each takes a request, makes the call
                          and applies the reply under the lock (match_index[J], next_index[J],
-                         the commit index, and the ReadIndex round J acknowledged), waking
+                         the commit index, the ReadIndex round J acknowledged, the count of
+                         calls carrying entries in flight), waking
                          its replicator when J must hear again at once. They end with their
                          replicator's leadership or stop(); one inside a call then ends
                          when the call returns, changing nothing.
+    raft-P/disk          makes the log durable on the leader, beside the sends: woken by
+                         put_command through a coalescing Chan(1), it syncs once for every
+                         entry appended so far (those appended meanwhile wait for the next
+                         round), then, under the lock, raises the durable index and with it
+                         match_index[me] and the commit index. Stops at stop().
     raft-P/applier       waits for commit_index to pass last_applied, then sends on apply_ch,
                          WITHOUT the lock, an ApplySnapshot when one is owed (a restart, an
                          InstallSnapshot) and the newly committed commands in order. Stops at
@@ -48,9 +68,10 @@ they never wait on apply_ch. `read_index` runs on its caller's thread: it waits 
 (a condition on it) for a commit of its term and for a majority of senders to report replies to
 requests built after its round began.
 
-`stop()` goes through `self._life` (csp.Lifecycle): stopping begins (replicators select on it),
-the ticker and the applier are woken under the lock (a thread that read `is_stopping` as false
-under the lock is already waiting when the wake-up comes) and joined. Every critical section
+`stop()` goes through `self._life` (csp.Lifecycle): stopping begins (replicators and the disk
+thread select on it), the ticker and the applier are woken under the lock (a thread that read
+`is_stopping` as false under the lock is already waiting when the wake-up comes), and the
+ticker, the applier and the disk thread are joined. Every critical section
 checks `self._life.is_stopping` before it sends or applies anything, so once stop() has
 returned nothing more is sent or applied; calls already on the wire (a simulated link may hold
 one for seconds) finish on their threads and change nothing.
@@ -80,6 +101,7 @@ log = logging.getLogger("raft")
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
 MAX_ENTRIES_PER_APPEND = 4096   # bounds one AppendEntries (a follower far behind gets several)
 SENDERS_PER_FOLLOWER = 6        # calls in flight to one follower, at most
+APPENDS_IN_FLIGHT = 2           # of those, calls carrying entries, unless a heartbeat is due
 
 
 class Raft:
@@ -122,6 +144,7 @@ class Raft:
         # at round r that a follower answers in our term proves we still led when r began.
         self._read_round = 0
         self._acked_round: list[int] = [0] * len(peers)
+        self._appends_in_flight: list[int] = [0] * len(peers)   # per follower, while leading
         # Leading: each follower's replicator, its wake-up channel, and the channel closed
         # when this leadership ends.
         self._wakes: list[csp.Chan | None] = []
@@ -130,14 +153,18 @@ class Raft:
         # (log_epoch moves whenever saved entries are replaced, so a sync that began before
         # cannot vouch for their replacements).
         self._saves = 0
+        self._state_saves = 0   # the count at the last save of the term or the vote
         self._durable_saves = 0
         self._log_epoch = 0
         self._durable_index = 0
+        self._saved_last_index = 0   # the last index handed to the persister
         self._restore()
         with self._lock:
             self._reset_election_deadline()
+        self._disk_wake = csp.Chan(1)   # coalescing: one wake-up covers any number of puts
         self._threads = [csp.go(self._ticker, name=f"raft-{me}/ticker"),
-                         csp.go(self._applier, name=f"raft-{me}/applier")]
+                         csp.go(self._applier, name=f"raft-{me}/applier"),
+                         csp.go(self._disk, name=f"raft-{me}/disk")]
 
     # ---- the tester's API -------------------------------------------------------------------
 
@@ -167,10 +194,8 @@ class Raft:
             self._log.extend(LogEntry(self._current_term, command) for command in commands)
             self._save_log(first)
             term = self._current_term
-            self._wake_replicators()
-            point = self._durability_point()
-        if len(self._peers) == 1:
-            self._make_durable(point)   # alone, its own durable log is the majority
+            self._wake_replicators()   # the entries go out before they are durable here
+            csp.select(csp.Send(self._disk_wake, None), default=True)
         return first, term, True
 
     def read_index(self, timeout_seconds: float) -> int | None:
@@ -266,9 +291,9 @@ class Raft:
 
     def stop(self) -> None:
         """Stops the peer: afterwards it sends and applies nothing. Idempotent and
-        thread-safe; returns once the ticker and the applier have exited (replicators and
-        vote requests waiting on nothing but a call end when it returns); never closes
-        apply_ch."""
+        thread-safe; returns once the ticker, the applier and the disk thread have exited
+        (a sync in progress finishes first; replicators and vote requests waiting on nothing
+        but a call end when it returns); never closes apply_ch."""
         self._life.close_once(self._shut_down)
 
     def _shut_down(self) -> None:
@@ -351,6 +376,7 @@ class Raft:
                 self._durable_index = min(self._durable_index, index)
                 self._log_epoch += 1
             self._log.compact(index, term)
+            self._saved_last_index = self._log.last_index
             self._snapshot = args.data
             self._snapshot_owed = True
             self._saves += 1
@@ -427,6 +453,7 @@ class Raft:
         self._match_index = [0] * len(self._peers)
         self._match_index[self._me] = self._durable_index
         self._acked_round = [0] * len(self._peers)
+        self._appends_in_flight = [0] * len(self._peers)
         self._deposed = csp.Chan()
         self._wakes = [None if peer == self._me else csp.Chan(1)
                        for peer in range(len(self._peers))]
@@ -455,29 +482,44 @@ class Raft:
         ended = csp.Recv(deposed)
         requests = csp.Chan()   # to this follower's senders (unbuffered: an idle one takes it)
         senders = 0
+        heartbeat_due = 0.0     # when J must hear from us again, entries or not
+        sent_round = -1         # the ReadIndex round of the last request built
         while True:
             with self._lock:
                 if not self._leads(term):
                     return
-                method, args = self._request_for(peer, term)
-                read_round = self._read_round
-                behind = self._next_index[peer] <= self._log.last_index
-                point = self._durability_point()
-            self._make_durable(point)   # the leader's own entries, and its term, go out durable
-            heartbeat_due = time.monotonic() + self._heartbeat_seconds
-            request = (method, args, read_round)
-            case, _, _ = csp.select_case(csp.Send(requests, request), stopping, ended,
-                                         default=True)
-            if case is None and senders < SENDERS_PER_FOLLOWER:
-                senders += 1
-                csp.go(self._send, peer, term, request, requests, deposed,
-                       name=f"raft-{self._me}/send-{peer}.{senders}")
-            elif case is None:
-                case, _, _ = csp.select_case(csp.Send(requests, request), stopping, ended)
-            if case is stopping or case is ended:
-                return
-            if behind:
-                continue
+                # New entries wait while APPENDS_IN_FLIGHT calls carrying entries are out:
+                # the next call then carries all that piled up meanwhile (fewer, larger calls
+                # and follower fsyncs under load). A heartbeat or a read round does not wait.
+                hold = (self._appends_in_flight[peer] >= APPENDS_IN_FLIGHT
+                        and time.monotonic() < heartbeat_due
+                        and self._read_round == sent_round)
+                if not hold:
+                    method, args = self._request_for(peer, term)
+                    carries = method == "install_snapshot" or bool(args.entries)
+                    self._appends_in_flight[peer] += carries
+                    sent_round = self._read_round
+                    behind = self._next_index[peer] <= self._log.last_index
+                    term_point = (self._state_saves, 0, 0)
+            if not hold:
+                # The term goes out durable (it is, since the election, unless it changed);
+                # the entries need not be (dissertation 10.2.1): the leader counts itself
+                # toward a commit only once they are durable here (raft-P/disk).
+                self._make_durable(term_point)
+                heartbeat_due = time.monotonic() + self._heartbeat_seconds
+                request = (method, args, sent_round, carries)
+                case, _, _ = csp.select_case(csp.Send(requests, request), stopping, ended,
+                                             default=True)
+                if case is None and senders < SENDERS_PER_FOLLOWER:
+                    senders += 1
+                    csp.go(self._send, peer, term, request, requests, deposed,
+                           name=f"raft-{self._me}/send-{peer}.{senders}")
+                elif case is None:
+                    case, _, _ = csp.select_case(csp.Send(requests, request), stopping, ended)
+                if case is stopping or case is ended:
+                    return
+                if behind and self._appends_in_flight[peer] < APPENDS_IN_FLIGHT:
+                    continue   # (a racy read: at worst one wait for a wake-up)
             remaining = heartbeat_due - time.monotonic()
             if remaining > 0:
                 case, _, _ = csp.select_case(woken, stopping, ended,
@@ -493,7 +535,7 @@ class Raft:
         stopping = csp.Recv(self._life.stopping)
         ended = csp.Recv(deposed)
         while True:
-            method, args, read_round = request
+            method, args, read_round, carries = request
             reply = self._peers[peer].call(method, args)
             with self._lock:
                 if not self._leads(term):
@@ -502,8 +544,11 @@ class Raft:
                         and read_round > self._acked_round[peer]):
                     self._acked_round[peer] = read_round   # J still follows us: see read_index
                     self._leadership_news.notify_all()
-                if self._take_reply(peer, args, reply):
-                    self._wake_replicator(peer)
+                self._appends_in_flight[peer] -= carries
+                again = self._take_reply(peer, args, reply)
+                if again or (carries and reply is not None
+                             and self._next_index[peer] <= self._log.last_index):
+                    self._wake_replicator(peer)   # what piled up goes now
             case, request, _ = csp.select_case(asked, stopping, ended)
             if case is not asked:
                 return
@@ -619,14 +664,18 @@ class Raft:
     def _save_state(self) -> None:
         """Under the lock."""
         self._saves += 1
+        self._state_saves = self._saves
         if self._persister is not None:
             self._persister.save_state(self._current_term, self._voted_for)
 
     def _save_log(self, first_index: int) -> None:
         """Under the lock: log[first_index:] replaced what was saved from first_index on."""
-        if first_index <= self._durable_index:
-            self._durable_index = first_index - 1
+        if first_index <= self._saved_last_index:
+            # Saved entries replaced: a sync already running (it may have begun before this
+            # save) cannot vouch for them, whatever it was asked to cover.
+            self._durable_index = min(self._durable_index, first_index - 1)
             self._log_epoch += 1
+        self._saved_last_index = self._log.last_index
         self._saves += 1
         if self._persister is not None:
             self._persister.save_log(first_index, self._log[first_index:])
@@ -637,12 +686,17 @@ class Raft:
 
     def _make_durable(self, point: tuple[int, int, int]) -> None:
         """WITHOUT the lock: everything saved up to `point` is durable when this returns;
-        as leader, the peer then counts its own log toward commits."""
+        as leader, the peer then counts its own log toward commits. One sync covers every
+        save made before it starts (a group commit), so the point recorded afterwards is the
+        peer's state when the sync began, not merely `point`."""
         saves, epoch, last_index = point
         with self._lock:
             if self._durable_saves >= saves and (epoch != self._log_epoch
                                                  or self._durable_index >= last_index):
                 return
+            # Saves happen under the lock: each one counted here is already with the
+            # persister, so the sync below covers it.
+            saves, epoch, last_index = self._durability_point()
         if self._persister is not None:
             self._persister.sync()
         with self._lock:
@@ -653,6 +707,21 @@ class Raft:
                     self._match_index[self._me] = self._durable_index
                     self._advance_leader_commit()
 
+    def _disk(self) -> None:
+        """Thread raft-P/disk: makes the leader's new entries durable, one sync for all that
+        were appended while the previous one ran."""
+        woken = csp.Recv(self._disk_wake)
+        stopping = csp.Recv(self._life.stopping)
+        while True:
+            case, _, _ = csp.select_case(woken, stopping)
+            if case is stopping:
+                return
+            with self._lock:
+                if self._life.is_stopping:
+                    return
+                point = self._durability_point()
+            self._make_durable(point)
+
     def _restore(self) -> None:
         if self._persister is None:
             return
@@ -661,4 +730,4 @@ class Raft:
         self._log = Log(entries, index, term)
         self._commit_index = index
         self._snapshot_owed = index > 0
-        self._durable_index = self._log.last_index
+        self._durable_index = self._saved_last_index = self._log.last_index
