@@ -13,6 +13,9 @@ reader's record of applied commands with the snapshot's; a peer (re)started on a
 snapshot begins from it. `log_size()` is the largest persisted Raft state, the snapshot not
 counted, as MIT's `LogSize()`.
 
+With `lossy_crashes=True` each peer persists to a CrashPersister: a crash (crash1) loses what
+the peer saved but had not synced, as a machine loses writes it had not fsync'd.
+
 Threads: one `raft-tester/applier-i` per running peer, reading its apply_ch; the checker's
 record of applied commands is guarded by one lock (tests may use locks).
 """
@@ -38,11 +41,63 @@ def _random_name() -> str:
     return "".join(random.choice(string.ascii_letters + string.digits) for _ in range(20))
 
 
+class CrashPersister:
+    """A MemoryPersister behind a disk that loses what was not synced: each save is seen at
+    once (load, raft_state_size) but is durable only once a later sync() returns, and copy()
+    -- what a crashed peer restarts on -- keeps only what is durable, as a real machine loses
+    a write it had not fsync'd. A peer that replies or counts on a save before syncing it
+    is caught when it crashes."""
+
+    def __init__(self, durable: MemoryPersister | None = None) -> None:
+        self._mutex = threading.Lock()
+        self._durable = durable if durable is not None else MemoryPersister()
+        self._seen = self._durable.copy()
+        self._pending: list[tuple[str, tuple]] = []   # saves made since the last sync
+
+    def _save(self, method: str, *args) -> None:
+        with self._mutex:
+            getattr(self._seen, method)(*args)   # raises on a bad save, as MemoryPersister
+            self._pending.append((method, args))
+
+    def save_state(self, term: int, voted_for) -> None:
+        self._save("save_state", term, voted_for)
+
+    def save_log(self, first_index: int, entries: list) -> None:
+        self._save("save_log", first_index, entries)
+
+    def save_snapshot(self, index: int, term: int, snapshot: bytes) -> None:
+        self._save("save_snapshot", index, term, snapshot)
+
+    def sync(self) -> None:
+        with self._mutex:
+            pending, self._pending = self._pending, []
+            for method, args in pending:
+                getattr(self._durable, method)(*args)
+
+    def load(self):
+        return self._seen.load()
+
+    def load_snapshot(self):
+        return self._seen.load_snapshot()
+
+    def raft_state_size(self) -> int:
+        return self._seen.raft_state_size()
+
+    def copy(self) -> "CrashPersister":
+        """What survives a crash now: the durable part only."""
+        with self._mutex:
+            return CrashPersister(self._durable.copy())
+
+    def close(self) -> None:
+        pass
+
+
 class Config:
     def __init__(self, n: int, unreliable: bool, seed: int | None = None,
-                 snapshot: bool = False) -> None:
+                 snapshot: bool = False, lossy_crashes: bool = False) -> None:
         self.n = n
         self.snapshot = snapshot
+        self.lossy_crashes = lossy_crashes   # crashes lose what was saved but not synced
         self.last_applied = [0] * n   # snapshot mode: the last index each reader applied
         self.snapshots_applied = 0    # ApplySnapshot messages read, over all peers
         self.net = simnet.Network(seed)
@@ -52,7 +107,7 @@ class Config:
         self.connected = [False] * n
         self.end_names: list[list[str]] = [[""] * n for _ in range(n)]
         self.logs: list[dict[int, int]] = [{} for _ in range(n)]
-        self.saved: list[MemoryPersister | None] = [None] * n
+        self.saved: list[MemoryPersister | CrashPersister | None] = [None] * n
         self.apply_error: str | None = None
         self._lock = threading.Lock()
         self._readers: list[tuple[csp.Chan, threading.Thread] | None] = [None] * n
@@ -78,7 +133,10 @@ class Config:
             self.last_applied[i] = 0
         # A fresh persister holding the last persisted state, so that the old instance, were it
         # still running somewhere, could not overwrite the new one's (as MIT's tester does).
-        self.saved[i] = self.saved[i].copy() if self.saved[i] is not None else MemoryPersister()
+        if self.saved[i] is not None:
+            self.saved[i] = self.saved[i].copy()
+        else:
+            self.saved[i] = CrashPersister() if self.lossy_crashes else MemoryPersister()
         if self.snapshot:
             index, _, data = self.saved[i].load_snapshot()
             if index:

@@ -9,8 +9,9 @@ from tests.raft.config import Config
 def make_config():
     configs = []
 
-    def make(n: int, unreliable: bool = False, seed=None, snapshot: bool = False) -> Config:
-        config = Config(n, unreliable, seed, snapshot)
+    def make(n: int, unreliable: bool = False, seed=None, snapshot: bool = False,
+             lossy_crashes: bool = False) -> Config:
+        config = Config(n, unreliable, seed, snapshot, lossy_crashes)
         configs.append(config)
         return config
 

@@ -243,3 +243,26 @@ def test_reliable_churn_2c(make_config):
 
 def test_unreliable_churn_2c(make_config):
     _churn(make_config(5, unreliable=True), unreliable=True, seed=2)
+
+
+def test_lossy_crash_of_every_peer_keeps_what_was_committed(make_config):
+    """Not MIT's: crashes that lose every save not yet synced (the tester's CrashPersister).
+    A command committed on a majority survives all three peers crashing at once, right after
+    two of them applied it: a commit counts only entries durable on a majority (the leader
+    counts itself only through its own durable index), so the restarted peers still hold it
+    at its index and the next command goes after it."""
+    servers = 3
+    cfg = make_config(servers, lossy_crashes=True)
+    for round_ in range(4):
+        command = 100 + round_
+        index = cfg.one(command, servers - 1)
+        for i in range(servers):
+            cfg.crash1(i)
+        for i in range(servers):
+            cfg.start1(i)
+            cfg.connect(i)
+        later = cfg.one(200 + round_, servers)
+        assert later > index, f"round {round_}: the next command took index {later}"
+        count, applied = cfg.n_committed(index)
+        assert (count, applied) == (servers, command), \
+            f"round {round_}: index {index} holds {applied!r} on {count} peers after the crash"

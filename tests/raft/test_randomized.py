@@ -2,18 +2,24 @@
 
 Each run is a schedule of random steps drawn from `random.Random(seed)`: disconnect (half the
 time a peer that claims to lead) or reconnect a peer, partition into a random majority and
-minority, heal, submit commands to every peer that claims to lead; each step is followed by a
-random 50-300 ms sleep. Between steps (and every 20 ms while sleeping) every peer is sampled
-and Figure 3's guarantees are checked:
+minority, heal, submit commands to every peer that claims to lead, crash a peer (half the time
+one that claims to lead) or restart a crashed one; each step is followed by a random 50-300 ms
+sleep. A crash loses what the peer saved but had not synced (the tester's CrashPersister), as
+a machine loses what it had not fsync'd: a peer that acknowledged, voted or counted a commit
+on a save not yet durable would be caught by the checks below. At most two peers are down at
+once. Between steps (and every 20 ms while sleeping) every running peer is sampled and Figure
+3's guarantees are checked:
 
 - Election Safety: at most one leader per term (from get_state), over the whole run;
-- terms never go backwards on a peer (there are no crashes here, so none is forgotten);
+- terms never go backwards on a peer while it runs (a restart may forget a term it learned
+  but had not yet made durable: it had acted on none);
 - white-box (each peer's log, term, role and commit index read together under its lock):
   - Log Matching: every entry ever seen at (index, term) holds the same command and follows an
     entry of the same term, on every peer at every sample (by induction, two logs with an entry
     of the same index and term are identical up to it); terms never decrease along a log, nor
     exceed the peer's current term;
-  - commits: a commit index never goes back nor past the log's end; an index committed
+  - commits: a commit index never goes back (while the peer runs) nor past the log's end;
+    an index committed
     anywhere holds one entry in every log that commits it, and stays in those logs (a
     follower never truncates a committed entry);
   - Leader Completeness: an entry seen committed by a peer in term U was committed in a term
@@ -25,9 +31,10 @@ entry (a snapshot carries every command applied through its index, and the apply
 the final check see the same sequence on every peer), and the white-box checks read only the
 part of each log its snapshot left.
 
-At the end everything is healed and `one(cmd, 5)` must commit a new command on all five peers;
-then every index up to it is applied by all five with one command, every committed command is
-one that was submitted, committed once, at the index its leader returned for it.
+At the end every crashed peer is restarted, everything is healed and `one(cmd, 5)` must
+commit a new command on all five peers; then every index up to it is applied by all five with
+one command, every committed command is one that was submitted, committed once, at the index
+its leader returned for it.
 
 The schedule is reproducible from the seed; the run is not quite (simnet draws from its own
 `Network(seed)`, the peers from their own generators, and threads interleave as they will).
@@ -73,6 +80,8 @@ class Run:
     def sample(self) -> None:
         snapshots = []
         for i, raft in enumerate(self.cfg.rafts):
+            if raft is None:
+                continue   # crashed
             me, term, is_leader = raft.get_state()
             if me != i:
                 self.fail(f"peer {i}'s get_state says it is {me}")
@@ -84,7 +93,7 @@ class Run:
                 if leader != i:
                     self.fail(f"Election Safety: peers {leader} and {i} both led term {term}")
             snapshots.append(self.check_log(i, raft))
-        for i, (term, is_leader, log, _) in enumerate(snapshots):
+        for i, term, is_leader, log, _ in snapshots:
             if is_leader:
                 self.check_leader_completeness(i, term, log)
         self.check_applied()
@@ -96,8 +105,8 @@ class Run:
             self.fail(f"State Machine Safety (the apply checker): {error}")
 
     def check_log(self, i: int, raft):
-        """Log Matching and commit safety on one peer's state; returns (term, is leader, log,
-        commit index) as read together."""
+        """Log Matching and commit safety on one peer's state; returns (i, term, is leader,
+        log, commit index) as read together."""
         # White-box: Figure 2's state, read consistently under the peer's own lock.
         with raft._lock:
             log = raft._log.copy()   # global indices; those a snapshot took cannot be read
@@ -134,7 +143,7 @@ class Run:
                           f"peer {i} (term {term}, commit index {commit}) has {entry}")
             if term < first_term:
                 self.committed[index] = (known, term)
-        return term, is_leader, log, commit
+        return i, term, is_leader, log, commit
 
     def check_leader_completeness(self, i: int, term: int, log) -> None:
         """An entry a peer had committed while in term U was committed in a term <= U, so
@@ -165,13 +174,24 @@ class Run:
     def step(self) -> None:
         cfg, rng = self.cfg, self.rng
         action = rng.choice(["disconnect", "reconnect", "partition", "heal", "submit", "submit",
-                             "wait"])
+                             "wait", "crash", "restart"])
         down = [i for i in range(PEERS) if not cfg.connected[i]]
         up = [i for i in range(PEERS) if cfg.connected[i]]
-        if action == "disconnect" and up:
+        running = [i for i in range(PEERS) if cfg.rafts[i] is not None]
+        crashed = [i for i in range(PEERS) if cfg.rafts[i] is None]
+        if action == "crash" and len(crashed) < 2:
+            leaders = [i for i in running if cfg.rafts[i].get_state()[2]]
+            peer = rng.choice(leaders if leaders and rng.random() < 0.5 else running)
+            self.sample()   # the last look at this incarnation
+            cfg.crash1(peer)
+            self.history.append(f"crash {peer}")
+        elif action == "restart" and crashed:
+            self.restart(rng.choice(crashed))
+        elif action == "disconnect" and up:
             # Half the time the (or a) peer claiming to lead: that is what forces elections
             # and leaves a deposed leader with entries no one else has.
-            leaders = [i for i in up if cfg.rafts[i].get_state()[2]]
+            leaders = [i for i in up
+                       if cfg.rafts[i] is not None and cfg.rafts[i].get_state()[2]]
             peer = rng.choice(leaders if leaders and rng.random() < 0.5 else up)
             cfg.disconnect(peer)
             self.history.append(f"disconnect {peer}")
@@ -197,12 +217,20 @@ class Run:
         self.sample()
         self.sleep(rng.uniform(0.05, 0.3))
 
+    def restart(self, peer: int) -> None:
+        """Restart a crashed peer on what it had made durable, connected."""
+        self.cfg.start1(peer)
+        self.cfg.connect(peer)
+        self.terms[peer] = 0            # a new incarnation: see the module docstring
+        self.commit_indexes[peer] = 0
+        self.history.append(f"restart {peer}")
+
     def submit(self) -> None:
         """A new command to each peer that claims to lead (a deposed leader may not know yet):
         each command goes to one peer, so it has one index it may be committed at."""
         accepted = []
         for i, raft in enumerate(self.cfg.rafts):
-            if raft.get_state()[2]:
+            if raft is not None and raft.get_state()[2]:
                 command = self.next_command
                 self.next_command += 1
                 index, term, ok = raft.put_command(command)
@@ -215,6 +243,9 @@ class Run:
 
     def finish(self) -> None:
         cfg = self.cfg
+        for peer in range(PEERS):
+            if cfg.rafts[peer] is None:
+                self.restart(peer)
         self.heal()
         self.history.append("heal, one()")
         try:
@@ -248,7 +279,7 @@ class Run:
 def run_random_schedule(make_config, seed: int) -> None:
     # Odd seeds run with MIT's snapshotting service (a snapshot every 10 applied entries), so
     # snapshots, InstallSnapshot and the log trimmed under them face the same checks.
-    cfg = make_config(PEERS, True, seed, snapshot=seed % 2 == 1)
+    cfg = make_config(PEERS, True, seed, snapshot=seed % 2 == 1, lossy_crashes=True)
     run = Run(cfg, seed)
     for _ in range(STEPS):
         run.step()
