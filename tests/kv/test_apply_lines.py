@@ -2,7 +2,8 @@
 line through `kv.protocol.parse_request` and then the store call (hypothesis, lines near and
 far from the grammar, keys that are not UTF-8); the replies come in bounded lists that never
 split a Get's replies. And over a socket: a client that sends requests and closes at once has
-every one applied (its departure never overtakes its last batch)."""
+every one applied (its departure never overtakes its last batch), and one that half-closes at
+once reads every reply (its replies go out before its departure closes the queue)."""
 
 from __future__ import annotations
 
@@ -96,5 +97,26 @@ def test_a_client_that_sends_and_closes_at_once_has_every_request_applied():
                    what="every client counted as disconnected")
         for round_number in range(20):
             assert store.get(f"k{round_number}") == [b"%d" % i for i in range(200)]
+    finally:
+        close_server_within(server)
+
+
+def test_a_client_that_half_closes_at_once_still_reads_every_reply():
+    """The departure comes right behind the batch: its replies are delivered first."""
+    store = KVStore()
+    server = KeyValueServer(store)
+    server.start(0)
+    try:
+        for round_number in range(20):
+            client = socket.create_connection(("127.0.0.1", server.port))
+            client.settimeout(WAIT_SECONDS)
+            key = b"h%d" % round_number
+            client.sendall(b"Put:" + key + b":v\nGet:" + key + b"\nGet:" + key + b"\n")
+            client.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := client.recv(65536):
+                data += chunk
+            client.close()
+            assert data == (key + b":v\n") * 2, f"round {round_number}: {data!r}"
     finally:
         close_server_within(server)
