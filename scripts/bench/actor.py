@@ -21,13 +21,19 @@
 Figures 1 and 2 (ours and each baseline alike) are the best of --runs runs (default 3): on a
 small shared machine one run of a fraction of a second varies by a factor of two.
 
+--profile instead measures one remote-tell run and prints where its CPU goes: microseconds
+per message for each thread of both processes (Linux: /proc/self/task/*/schedstat), the
+sender's main thread including the bench's own message building.
+
 Needs pykka (requirements-bench.txt) for figures 1 and 2. Usage:
-python scripts/bench/actor.py [--messages N] [--runs R] [--rounds R] [--remote-only] [--json]
+python scripts/bench/actor.py [--messages N] [--runs R] [--rounds R] [--remote-only]
+                              [--profile] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -176,20 +182,94 @@ def pykka_ask(n: int, marshal: bool) -> float:
 
 # ---- remote ------------------------------------------------------------------------------------
 
-def remote_sink(n: int) -> None:
+def remote_sink(n: int, profile: bool = False) -> None:
+    """The receiving process. With `profile`, also prints each of its threads' CPU seconds
+    over the messages (JSON) and waits for the sender's "bye" to close, so that the sender's
+    connection threads are still there to be measured."""
     system = ActorSystem()
     sink = system.start_actor(Sink)
     done_ref, done = system.new_channel_ref()
     system.tell(sink, [n, done_ref])
     print(system.address, sink.counter, flush=True)
-    start = None
-    first = sys.stdin.readline()   # the sender's "go"
-    del first
+    sys.stdin.readline()   # the sender's "go"
+    before = thread_cpu_seconds({system.address: "B"}) if profile else {}
     start = time.perf_counter()
     (_, first), _ = done.recv()
     end = time.perf_counter()
     print(end - first, end - start, system.stats().remote_bytes_received, flush=True)
+    if profile:
+        after = thread_cpu_seconds({system.address: "B"})
+        print(json.dumps({name: seconds - before.get(name, 0.0)
+                          for name, seconds in after.items()}), flush=True)
+        sys.stdin.readline()   # the sender's "bye"
     system.close()
+
+
+def thread_cpu_seconds(addresses: dict[str, str]) -> dict[str, float]:
+    """Each live thread of this process with the CPU seconds it has used, by name, each
+    address in `addresses` (and its port) replaced by its label. Linux only
+    (/proc/self/task/*/schedstat); {} elsewhere."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    for address, label in addresses.items():
+        port = address.rpartition(":")[2]
+        names = {tid: name.replace(address, label).replace(f":{port}/", f":{label}/")
+                 for tid, name in names.items()}
+    seconds = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return {}
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as stat:
+                nanoseconds = int(stat.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue   # the thread has just ended
+        seconds[names.get(int(tid), f"thread {tid}")] = nanoseconds / 1e9
+    return seconds
+
+
+def profile_remote(n: int) -> tuple[float, dict[str, float], dict[str, float]]:
+    """One remote-tell run, as ours_remote: (msgs/s, the sending process's CPU seconds by
+    thread, the receiving process's)."""
+    sink = spawn("--remote-sink", str(n), "--profile")
+    address, counter = sink.stdout.readline().split()
+    system = ActorSystem()
+    labels = {system.address: "A", address: "B"}
+    try:
+        ref = ActorRef(address, int(counter))
+        before = thread_cpu_seconds(labels)
+        sink.stdin.write("go\n")
+        sink.stdin.flush()
+        for i in range(n):
+            system.tell(ref, Work(i))
+        seconds, _, _ = sink.stdout.readline().split()
+        after = thread_cpu_seconds(labels)
+        receiver = json.loads(sink.stdout.readline())
+        sink.stdin.write("bye\n")
+        sink.stdin.flush()
+        sink.wait(timeout=60)
+    finally:
+        system.close()
+    sender = {name: spent - before.get(name, 0.0) for name, spent in after.items()}
+    return n / float(seconds), sender, receiver
+
+
+def print_profile(report: Report, n: int) -> None:
+    """--profile: where a remote tell's CPU goes, per process and thread (A sends, B
+    receives; the sender's main thread also builds the bench's messages)."""
+    rate, sender, receiver = profile_remote(n)
+    lines = [f"profile of one remote-tell run of {n:,} messages ({rate:,.0f} msgs/s): "
+             f"CPU microseconds per message, by thread"]
+    for side, spent in (("sending process (A)", sender), ("receiving process (B)", receiver)):
+        total = sum(spent.values())
+        lines.append(f"  {side:38s} {total / n * 1e6:6.2f}")
+        for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+            if seconds / n * 1e6 >= 0.005:
+                lines.append(f"    {name:36s} {seconds / n * 1e6:6.2f}")
+    report.figure("remote_tell_profile", "\n".join(lines), msgs_per_s=rate, messages=n,
+                  sender_us_per_msg={k: v / n * 1e6 for k, v in sender.items()},
+                  receiver_us_per_msg={k: v / n * 1e6 for k, v in receiver.items()})
 
 
 def raw_sink(n_bytes: int) -> None:
@@ -338,12 +418,15 @@ def main() -> int:
                         help="remote tell: the median of this many rounds")
     parser.add_argument("--remote-only", action="store_true",
                         help="only the remote tell figure")
+    parser.add_argument("--profile", action="store_true",
+                        help="only a profile of one remote-tell run: CPU per message by thread "
+                             "(Linux)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--remote-sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--raw-sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.remote_sink:
-        remote_sink(args.remote_sink)
+        remote_sink(args.remote_sink, args.profile)
         return 0
     if args.raw_sink:
         raw_sink(args.raw_sink)
@@ -355,6 +438,9 @@ def main() -> int:
                    key=lambda result: result[0] if type(result) is tuple else result)
 
     report = Report("actor", as_json=args.json)
+    if args.profile:
+        print_profile(report, n)
+        return report.finish()
     if not args.remote_only:
         local_figures(report, n, best)
     remote_figure(report, n, args.rounds)
