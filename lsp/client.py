@@ -103,14 +103,18 @@ class Client(Endpoint):
         (one CAck for a run of them: lsp.connection)."""
         if conn.lost:
             return
+        outgoing = []
         for message, _ in batch:
             if message.conn_id != conn.conn_id:
                 continue
             out, delivered = conn.receive(message, defer_ack=True)
-            if out:
-                self._send(out)
+            outgoing += out
             ready.extend(delivered)
-        self._send(conn.closing_acks())
+        outgoing += conn.closing_acks()
+        # read() first, if it is waiting: its thread runs while we write the socket.
+        if ready and csp.select_case(csp.Send(self._reads, ready[0]), default=True)[0]:
+            ready.popleft()
+        self._send(outgoing)
 
     def _loop(self) -> None:
         ticker = csp.Ticker(self._params.epoch_seconds)

@@ -113,7 +113,10 @@ class Server(Endpoint):
                 if not ok:   # the reader has stopped (it never does while the socket is open)
                     received = csp.Recv(None)
                     continue
-                self._transmit(table.receive_batch(value))
+                outgoing = table.receive_batch(value)
+                # read() first, if it is waiting: its thread runs while we write the socket.
+                self._offer_read(table)
+                self._transmit(outgoing)
             elif case is tick:
                 self._transmit(table.epoch())
             elif case is asked:
@@ -132,6 +135,14 @@ class Server(Endpoint):
                 closing = True
                 stop = csp.Recv(None)    # a closed channel stays ready: hear it once
             elif case is give:
+                table.read_taken()
+
+    def _offer_read(self, table: ConnTable) -> None:
+        """Hand read() its next event now if a read() is already waiting (never blocks)."""
+        next_read = table.next_read
+        if next_read is not None:
+            case, _, _ = csp.select_case(csp.Send(self._reads, next_read), default=True)
+            if case is not None:
                 table.read_taken()
 
     def _transmit(self, outgoing: list) -> None:

@@ -51,7 +51,8 @@ def finish(proc: subprocess.Popen, stdin_text: str | None = None) -> tuple[str, 
 
 class EchoServer:
     """An in-process LSP server whose one thread echoes the first `echo_limit` messages it
-    reads (all of them when None) and counts every message it reads on `received`."""
+    reads (all of them when None) and counts every message it reads on `received` (after
+    writing its echo, if it echoes it)."""
 
     def __init__(self, params: lsp.Params, echo_limit: int | None = None) -> None:
         self.lsp = lsp.new_server(0, params)
@@ -70,13 +71,15 @@ class EchoServer:
                 continue
             except lsp.LSPError:
                 return
-            self.received.put(payload)
             if self.echo_limit is None or echoed < self.echo_limit:
                 echoed += 1
                 try:
                     self.lsp.write(conn_id, payload)
                 except lsp.ConnectionLost:
                     pass
+            # Counted once its echo is written: a test that closes the server after
+            # wait_received(n) must not race the echo of the n-th message.
+            self.received.put(payload)
 
     def wait_received(self, count: int, timeout: float) -> list[bytes]:
         got = []
