@@ -61,7 +61,9 @@ class Client(Endpoint):
         self._isn = initial_seq_num
         self._id = 0
         self._connected = csp.Chan(1)    # loop -> new_client: the conn id, or None: no answer
-        self._writes = csp.Chan()        # payloads from write(), straight to the loop
+        # write() -> loop: payloads. Capacity 1: write() returns without waiting for the loop
+        # to come round (the loop closes it when the connection is lost and when it stops).
+        self._writes = csp.Chan(1)
         self._lost = csp.Chan()          # closed by the loop when the connection is lost
         self._start()
 
@@ -79,9 +81,16 @@ class Client(Endpoint):
     def write(self, payload: bytes) -> None:
         """Queue `payload` for the server; never blocks (beyond handing it to the loop). Raises
         ConnectionLost if the connection is lost, LSPError after close()."""
+        if self._lost.closed:
+            raise ConnectionLost(self._id)
+        if self._life.stopped.closed:
+            raise LSPError("client closed")
         handed = csp.Send(self._writes, bytes(payload))
         lost = csp.Recv(self._lost)
-        case, _, _ = csp.select_case(handed, lost, csp.Recv(self._life.stopped))
+        try:
+            case, _, _ = csp.select_case(handed, lost, csp.Recv(self._life.stopped))
+        except csp.ChannelClosed:   # the loop closed `_writes`: lost, or stopping
+            case = lost if self._lost.closed else None
         if case is lost:
             raise ConnectionLost(self._id)
         if case is not handed:
@@ -124,6 +133,8 @@ class Client(Endpoint):
                 self._serve(*connected, ticker)
         finally:
             ticker.stop()
+            if not self._writes.closed:
+                self._writes.close()   # a write() from now on raises
 
     def _connect(self, ticker: csp.Ticker):
         """Send Connect every epoch until acked: (connection, the messages that came with or
@@ -167,16 +178,21 @@ class Client(Endpoint):
         tick = csp.Recv(ticker.c)
         stop = csp.Recv(self._life.stopping)
         closing = False
+        writes = self._writes
         while True:
             if closing and (conn.lost or conn.send.idle):
-                return
+                if not writes.closed:
+                    writes.close()   # no more writes; one already in the channel goes out first
+                if conn.lost or not len(writes):
+                    return
             if ready:
                 give = csp.Send(self._reads, ready[0])
             elif conn.lost:
                 give = csp.Send(self._reads, _LOST)
             else:
                 give = csp.Send(None, None)
-            written = csp.Recv(None if conn.lost else self._writes)
+            taking = not conn.lost and not (writes.closed and not len(writes))
+            written = csp.Recv(writes if taking else None)
             case, value, ok = csp.select_case(received, tick, stop, give, written)
             if case is received:
                 if ok:
@@ -189,11 +205,13 @@ class Client(Endpoint):
                     if conn.lost:
                         log.debug("%s: connection lost", self._name)
                         self._lost.close()
+                        if not writes.closed:
+                            writes.close()   # a write() from now on raises ConnectionLost
             elif case is stop:
                 closing = True
                 stop = csp.Recv(None)   # a closed channel stays ready: hear it once
             elif case is give:
                 if ready:
                     ready.popleft()
-            elif case is written:
+            elif case is written and ok:
                 self._send(conn.write(value))

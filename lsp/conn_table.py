@@ -202,6 +202,12 @@ class ConnTable:
         """read() took `next_read`."""
         self._reads.popleft()
 
+    def unread(self, event) -> None:
+        """`event`, taken with read_taken() but not yet read, is back: it is `next_read` again
+        (the server's loop takes back what waits in its capacity-1 channel to read() before a
+        close_conn, whose connection's data read() must never get)."""
+        self._reads.appendleft(event)
+
     def remove(self, conn_id: int) -> None:
         """Forget `conn_id` in every map (nothing more is sent to or accepted from it); read
         events already queued for it stay. No-op for an id not in the table."""

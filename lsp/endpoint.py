@@ -1,7 +1,7 @@
 """`Endpoint`: what the LSP client and server share around their loops: the socket, the
 reader thread, read()'s channel and the close.
 
-    socket --reader thread--> _inbox --> loop --_reads--> read()
+    socket --reader thread--> _inbox --> loop --_reads (capacity 1)--> read()
                                           ^
     write(), close_conn() ----------------+   (the subclass's channels)
 
@@ -77,7 +77,10 @@ class Endpoint:
         self._name = f"lsp-{kind}:{sock.local_port}"    # names the threads and log lines
         self._life = csp.Lifecycle()
         self._inbox = csp.Chan()      # reader -> loop: batches of (Message, addr)
-        self._reads = csp.Chan()      # loop -> read(): the next payload or loss report
+        # loop -> read(): the next payload or loss report. Capacity 1: the loop can hand over
+        # the next one while read()'s caller is still busy with the last, and the caller then
+        # takes it without waiting for the loop (most hand-offs need no wake-up).
+        self._reads = csp.Chan(1)
         self._threads: list = []
 
     def _start(self) -> None:
@@ -95,7 +98,9 @@ class Endpoint:
 
     def _next_read(self):
         """What the loop hands read() next; raises LSPError("<endpoint> closed") once the
-        endpoint has stopped."""
+        endpoint has stopped (a value the loop left in `_reads` is never returned then)."""
+        if self._life.stopped.closed:
+            raise LSPError(f"{self._kind} closed")
         taken = csp.Recv(self._reads)
         case, value, _ = csp.select_case(taken, csp.Recv(self._life.stopped))
         if case is not taken:

@@ -125,6 +125,7 @@ class Server(Endpoint):
                     if kind == "write":
                         self._transmit(table.write(*argument))
                     else:
+                        self._take_back_read(table)
                         table.close_conn(argument)
                 except ConnectionLost as lost:
                     reply.send(lost)
@@ -144,6 +145,13 @@ class Server(Endpoint):
             case, _, _ = csp.select_case(csp.Send(self._reads, next_read), default=True)
             if case is not None:
                 table.read_taken()
+
+    def _take_back_read(self, table: ConnTable) -> None:
+        """Take back the read event waiting in `_reads` (capacity 1), if read() has not taken
+        it yet, so that the table's rules decide about it again (close_conn drops its data)."""
+        case, event, ok = csp.select_case(csp.Recv(self._reads), default=True)
+        if case is not None and ok:
+            table.unread(event)
 
     def _transmit(self, outgoing: list) -> None:
         write_to = self._sock.write_to

@@ -281,3 +281,25 @@ def test_stronger_target_3_clients_1000_each_way_under_20_percent_loss():
         server.close()
         for thread in threads:
             thread.join(5)
+
+
+def test_read_never_returns_data_of_a_connection_closed_while_its_data_waited():
+    # The loop hands read() events through a capacity-1 channel; close_conn must take back
+    # one already waiting there when it belongs to the closed connection.
+    server = lsp.new_server(0, FAST)
+    closed = lsp.new_client(f"127.0.0.1:{server.port}", 0, FAST)
+    other = None
+    try:
+        for i in range(3):
+            closed.write(b"unread %d" % i)
+        time.sleep(0.5)   # the data arrives; nobody reads it, one waits in the channel
+        server.close_conn(closed.conn_id())
+        other = lsp.new_client(f"127.0.0.1:{server.port}", 0, FAST)
+        other.write(b"after")
+        assert recv_within(in_thread(server.read), 5, "read") == \
+            ("ok", (other.conn_id(), b"after"))
+    finally:
+        closed.close()
+        if other is not None:
+            other.close()
+        server.close()
