@@ -22,10 +22,11 @@ Policy
   rounds; two 15 ms chunks kept every round under 2x, and two miners stayed about 2x one.)
   Chunks of the same miner are mined in the order sent, so a result answers that miner's
   oldest chunk.
-- Chunk size follows the miner's measured speed: about `target_chunk_seconds` of work at the
-  rate its last chunk showed (its size over the time from when the miner could start it, the
-  later of its dispatch and the miner's previous result, to its result; `initial_chunk` nonces
-  before the first result), kept between `min_chunk` and `max_chunk`. Slow miners therefore
+- Chunk size follows the miner's measured speed: about `target_chunk_seconds` of work at its
+  estimated rate, kept between `min_chunk` and `max_chunk` (`initial_chunk` nonces before its
+  first result). Each result measures a rate (the chunk's size over the time from when the
+  miner could start it, the later of its dispatch and the miner's previous result, to its
+  result), and the estimate is the mean of that and the previous estimate. Slow miners therefore
   get smaller chunks, and since a miner only gets a chunk when a slot is free, they get less
   work overall. A chunk is also at most an even share of the request among all miners, so a
   small request is spread over every miner.
@@ -165,7 +166,12 @@ class Scheduler:
         state.last_result_at = now
         elapsed = now - started
         if elapsed > 0:
-            state.nonces_per_second = chunk.size / elapsed
+            measured = chunk.size / elapsed
+            # Averaged with the previous estimate: a result that reached us late makes the
+            # next one look early (its chunk fast), and one such chunk must not double the
+            # next chunk's length.
+            previous = state.nonces_per_second
+            state.nonces_per_second = measured if previous is None else (previous + measured) / 2
         actions = []
         request = chunk.request
         if self._requests.get(request.id) is request:

@@ -135,7 +135,19 @@ def test_a_queued_chunk_is_timed_from_the_previous_result():
     s.request(9, "big", 0, 10**9, now=0.0)   # chunks 0..99 and 100..199, both sent at 0
     s.result(1, 0, 0, now=1.0)               # 100 in 1 s (round trip included)
     (sized,) = s.result(1, 0, 0, now=1.5)    # queued: started at 1.0, so 100 in 0.5 s
-    assert sized.upper - sized.lower + 1 == 200    # 1 s at 200 nonces/s (not 100/1.5 s)
+    # 200 nonces/s (not 100 in 1.5 s), averaged with the 100/s before: 1 s at 150 nonces/s.
+    assert sized.upper - sized.lower + 1 == 150
+
+
+def test_one_chunk_that_looks_fast_does_not_double_the_next():
+    s = Scheduler(target_chunk_seconds=1.0, initial_chunk=100, min_chunk=1, max_chunk=10**6,
+                  pipeline_depth=1)
+    s.miner_joined(1, 0.0)
+    s.request(9, "big", 0, 10**9, now=0.0)
+    (steady,) = s.result(1, 0, 0, now=1.0)          # 100/s: next chunk 100
+    assert steady.upper - steady.lower + 1 == 100
+    (after_burst,) = s.result(1, 0, 0, now=1.25)    # looks like 400/s (a late result before)
+    assert after_burst.upper - after_burst.lower + 1 == 250   # the mean of 100/s and 400/s
 
 
 def test_a_small_request_waits_only_for_the_chunks_already_held():
