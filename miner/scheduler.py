@@ -17,9 +17,11 @@ Policy
   the round trip of a result and the next request is hidden behind the queued chunk, and chunks
   can be short (the default `target_chunk_seconds` is 15 ms): a request that arrives while
   every miner is busy waits at most for the chunks a miner already holds (about 30 ms of work)
-  before its first chunk starts. (Measured, issue 20: one 50 ms chunk per miner let a
-  100,000-nonce request behind a 20,000,000-nonce one take over 3x its idle time in some
-  rounds; two 15 ms chunks kept every round under 2x, and two miners stayed about 2x one.)
+  before its first chunk starts. (Measured on a loaded 2-core machine, issue 20, runs of the
+  two policies interleaved: with one 50 ms chunk per miner a 100,000-nonce request behind a
+  20,000,000-nonce one took over 3x its idle time in some round of most runs; with two 15 ms
+  chunks the median fell from about 1.7x to about 1.3x and a round above 3x became rare,
+  for about 0.1 less two-miner speed-up.)
   Chunks of the same miner are mined in the order sent, so a result answers that miner's
   oldest chunk.
 - Chunk size follows the miner's measured speed: about `target_chunk_seconds` of work at its
