@@ -13,8 +13,9 @@
    its pipelined writes/s. Its reads are local (not linearizable); ours are.
 3. The checker: time to check a 10,000-operation, 10-key history (a sequential model's,
    with overlapping intervals; target <= 5 s).
-Beside them, the floor this disk sets: the median fsync of a small append (a put waits for the
-leader's fsync, then a follower's; all three replicas share the disk here).
+Beside them, the floor this disk sets: the median fsync of a small append (a put waits for a
+follower's fsync; the leader's own runs beside it, not before the send: Raft dissertation
+10.2.1; all three replicas share the disk here).
 
 With --json, one JSON document of the figures instead of the lines; on a terminal, a progress
 line shows which figure is being measured. Exit status 1 when a target is missed.
@@ -92,7 +93,7 @@ def fsync_part(report: Report, count: int = 200) -> None:
         shutil.rmtree(directory, ignore_errors=True)
     median = statistics.median(times) * 1000
     report.figure("fsync", f"this disk: fsync of a 100-byte append, median {median:.2f} ms "
-                  f"(a put waits for two in a row)", fsync_median_ms=median)
+                  f"(a put waits for one, the leader's runs beside it)", fsync_median_ms=median)
 
 
 # ---- our service ------------------------------------------------------------------------------

@@ -8,7 +8,9 @@
 4. A 3-process cluster over TCP on loopback (`python -m raft node`), with the file persister
    and then in memory: median commit latency of one sequential submitter (target <= 1.5 ms
    with the file persister), and commits/s of --submitters concurrent submitters each sending
-   batches of --batch commands (target >= 50,000).
+   batches of --batch commands (target >= 50,000), and the CPU time the three nodes spend
+   per commit meanwhile (which does not depend on what else the machine runs: on a busy
+   machine, compare that).
 5. PySyncObj (requirements-bench.txt), 3 processes on loopback in the same run: its
    sequential commit time and its pipelined commits/s (a window of commands in flight from
    one node); ours (4) must reach 3x its pipelined rate.
@@ -209,6 +211,19 @@ class ProcessCluster:
                 raise RuntimeError("no leader")
             time.sleep(0.1)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the node processes have used so far; None without
+        /proc. Per commit it does not depend on what else the machine runs."""
+        total = 0
+        try:
+            for proc in self.procs:
+                with open(f"/proc/{proc.pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])   # utime, stime
+        except (OSError, IndexError, ValueError):
+            return None
+        return total / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         for proc in self.procs:
             proc.kill()
@@ -243,9 +258,13 @@ def tcp_figures(in_memory: bool, seconds: float, submitters: int, batch: int):
                 own.close()
 
         stop = time.monotonic() + seconds
+        cpu_before = cluster.cpu_seconds()
         elapsed = run_submitters(submit, submitters)
+        cpu_after = cluster.cpu_seconds()
         rate = sum(done) / elapsed
-        return statistics.median(latencies), rate
+        cpu_per_commit = (None if cpu_before is None or cpu_after is None or not sum(done)
+                          else (cpu_after - cpu_before) / sum(done))
+        return statistics.median(latencies), rate, cpu_per_commit
     finally:
         cluster.close()
 
@@ -307,7 +326,8 @@ def tcp_part(args, report: Report) -> float:
         where = "in memory " if in_memory else "file, fsync"
         report.progress(f"3 processes over TCP, {where.strip()}: sequential, then "
                         f"{args.submitters} submitters ({args.seconds:g} s each)")
-        latency, rate = tcp_figures(in_memory, args.seconds, args.submitters, args.batch)
+        latency, rate, cpu = tcp_figures(in_memory, args.seconds, args.submitters, args.batch)
+        cpu_text = "" if cpu is None else f" ({cpu * 1e6:.0f} us CPU per commit, 3 nodes)"
         # Only the durable cluster has targets; in memory shows what durability costs.
         ok = (latency <= 0.0015 and rate >= 50_000) if not in_memory else None
         if not in_memory:
@@ -315,8 +335,10 @@ def tcp_part(args, report: Report) -> float:
         report.figure("tcp_in_memory" if in_memory else "tcp_file_fsync",
                       f"3 processes over TCP, {where}: sequential commit median "
                       f"{latency * 1000:6.2f} ms (target <= 1.5)   {args.submitters} submitters "
-                      f"x batches of {args.batch}: {rate:>9,.0f} commits/s (target >= 50,000)",
+                      f"x batches of {args.batch}: {rate:>9,.0f} commits/s (target >= 50,000)"
+                      f"{cpu_text}",
                       ok=ok, commit_latency_median_ms=latency * 1000, commits_per_s=rate,
+                      cpu_us_per_commit=None if cpu is None else cpu * 1e6,
                       submitters=args.submitters, batch=args.batch,
                       target_latency_ms=1.5, target_commits_per_s=50_000)
     return durable_rate
