@@ -1,4 +1,4 @@
-"""Benchmark LSP (issue 4), every figure measured in this run, each the median of --rounds.
+"""Benchmark LSP (issues 4 and 20), every figure measured in this run, each the median of --rounds.
 
 1. Echo round trips/s with window 1 (latency bound): a client here, `python -m lsp server`
    as another process.
