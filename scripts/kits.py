@@ -46,7 +46,8 @@ class Kit:
 
 # Files every kit ships as they are, whatever the project.
 COMMON_STAFF = ("pytest.ini", "requirements.txt", "tests/__init__.py", "tests/conftest.py",
-                "tests/source_scan.py", "scripts/_setup.sh", "scripts/test")
+                "tests/source_scan.py", "tests/web_browser_support.py", "scripts/_setup.sh",
+                "scripts/test")
 
 KITS: dict[str, Kit] = {
     "p0": Kit(
@@ -73,13 +74,9 @@ KITS: dict[str, Kit] = {
         # miner and client; bitcoin.py (hash and messages) is staff.
         student=("lsp/client.py", "lsp/server.py", "lsp/connection.py", "lsp/conn_table.py",
                  "lsp/endpoint.py", "lsp/window.py", "miner/server.py", "miner/scheduler.py",
-                 "miner/worker.py", "miner/__main__.py"),
+                 "miner/worker.py", "miner/client.py"),
         readme_sections=("P1: the Live Sequence Protocol", "P1: the distributed bitcoin miner",
                          "csp in one screen", "The synchronisation rule"),
-        mixed={"miner/__main__.py": "the client's work (check MAXNONCE, connect, send the "
-               "request, print the result) sits in the `client` command beside the staff "
-               "command lines: move it to miner/client.py (`run_client(hostport, message, "
-               "max_nonce, params) -> str`), leaving __main__.py staff"},
     ),
     "p2": Kit(
         project="p2",
@@ -104,11 +101,6 @@ KITS: dict[str, Kit] = {
                  "cmud/coverage.py", "cmud/client.py"),
         readme_sections=("P3: the actor system", "P3: the geo-replicated store and the game",
                          "csp in one screen", "The synchronisation rule"),
-        mixed={"actor/remote.py": "RemoteSender's mailbox, due times and per-address thread "
-               "are the course's staff sender goroutine; only the batch call (remoteTell) and "
-               "RemoteTellService (registerRemoteTells, tellFromRemote's caller) are the "
-               "student's: move RemoteSender and LinkReport to actor/sender.py (staff), "
-               "leaving remote.py with `remote_tell(client, batch)` and RemoteTellService"},
     ),
 }
 
