@@ -122,7 +122,7 @@ def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
     """Start the replica processes (and the web view), print their changes until `seconds`
     or Ctrl-C/SIGTERM, then stop them (SIGTERM) and wait for each."""
     from raft.client import local_addresses
-    from raft.web import NodeProcesses
+    from raft.web import NodeProcesses, run_cluster
     addresses = local_addresses(nodes)
     peers = ",".join(addresses)
     kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
@@ -134,24 +134,10 @@ def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
                 peers, "--data-dir", data_dir, "--max-raft-state", str(max_raft_state),
                 "--allow-faults"]
     processes = NodeProcesses(nodes, replica_command)
-    stop_on_sigterm()
-    with StatusLine() as live:
-        live.show(f"starting {nodes} replica processes ...")
-        view = None
-        try:
-            for i in range(nodes):
-                live.echo(f"replica {i}  {addresses[i]}  pid {processes.start(i)}")
-            if web_port is not None:
-                view = _start_web(addresses, processes, web_port, web_host)
-                live.echo(f"web view at {view.url}")
-            _watch(addresses, seconds, live)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            live.show(f"stopping {nodes} replica processes ...")
-            if view is not None:
-                view.close()
-            processes.stop_all()
+    run_cluster(processes, addresses, "replica",
+                lambda: None if web_port is None else _start_web(addresses, processes,
+                                                                 web_port, web_host),
+                lambda live: _watch(addresses, seconds, live))
 
 
 def _start_web(addresses: list[str], processes, port: int, host: str):

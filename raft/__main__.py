@@ -116,30 +116,16 @@ def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
     kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
             else "kept at exit")
     typer.echo(f"peers {peers}\nstate in {data_dir} ({kept})")
-    from raft.web import NodeProcesses
+    from raft.web import NodeProcesses, run_cluster
 
     def node_command(node_id: int) -> list[str]:
         return [sys.executable, "-m", "raft", "node", "--id", str(node_id), "--peers", peers,
                 "--data-dir", data_dir, "--allow-faults"]
     processes = NodeProcesses(len(addresses), node_command)
-    stop_on_sigterm()
-    with StatusLine() as live:
-        live.show(f"starting {nodes} node processes ...")
-        view = None
-        try:
-            for i in range(nodes):
-                live.echo(f"node {i}  {addresses[i]}  pid {processes.start(i)}")
-            if web_port is not None:
-                view = _start_web(addresses, processes, web_port, web_host)
-                live.echo(f"web view at {view.url}")
-            _watch(addresses, seconds, live)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            live.show(f"stopping {nodes} node processes ...")
-            if view is not None:
-                view.close()
-            processes.stop_all()
+    run_cluster(processes, addresses, "node",
+                lambda: None if web_port is None else _start_web(addresses, processes,
+                                                                 web_port, web_host),
+                lambda live: _watch(addresses, seconds, live))
 
 
 def _start_web(addresses: list[str], processes, port: int, host: str):

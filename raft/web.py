@@ -469,6 +469,34 @@ class NodeProcesses:
                     proc.wait()
 
 
+def run_cluster(processes: NodeProcesses, addresses: list[str], noun: str,
+                start_web, watch) -> None:
+    """The body of a `cluster` command (raft's and kvraft's): start every process, printing
+    "<noun> I  ADDRESS  pid P"; `start_web()` returns a WebView (its URL is printed) or None;
+    then `watch(live)` prints changes until it returns. Ctrl-C or SIGTERM (from here on it
+    raises KeyboardInterrupt in the main thread) ends the watch early. Always closes the view
+    and stops every process. Call it from the main thread."""
+    from csp.cli import StatusLine, stop_on_sigterm
+    stop_on_sigterm()
+    with StatusLine() as live:
+        live.show(f"starting {len(addresses)} {noun} processes ...")
+        view = None
+        try:
+            for i, address in enumerate(addresses):
+                live.echo(f"{noun} {i}  {address}  pid {processes.start(i)}")
+            view = start_web()
+            if view is not None:
+                live.echo(f"web view at {view.url}")
+            watch(live)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            live.show(f"stopping {len(addresses)} {noun} processes ...")
+            if view is not None:
+                view.close()
+            processes.stop_all()
+
+
 class _Server(http.server.ThreadingHTTPServer):
     # Request threads are joined at close (server_close), so no test sees one outlive it.
     daemon_threads = False
