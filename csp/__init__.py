@@ -9,6 +9,7 @@ The whole contract is in docs/architecture.md ("csp, briefly"); in short:
     life = Lifecycle(); life.close_once(shut_down); Recv(life.stopping)   # endpoints' close
     tcp.accept_loop / close_listener / shutdown / write_batches   # csp.tcp: socket plumbing
     cli.run / serve_until_interrupted / StatusLine                   # csp.cli: command lines
+    web.WebServer / Routes / BadRequest                             # csp.web: the web views' HTTP
     t = Ticker(0.1); t.c; t.stop()        tm = Timer(2); tm.stop(); tm.reset(1)
     go(fn, *args, name="pkg-role:port/job")
     wg = WaitGroup(); wg.add(2); wg.done(); wg.wait(timeout=5)

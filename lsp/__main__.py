@@ -2,7 +2,8 @@
 crunner: an echo server and an interactive echo client, with the course's flags.
 
 Threads:
-- server: the main thread reads and echoes (plus the LSP server's own threads).
+- server: the main thread reads and echoes (plus the LSP server's own threads, and with
+  `--web` those of lsp.web.WindowView).
 - client: the main thread runs the session loop and owns the `EchoTally` (lines sent, echoes
   printed); `lsp-client/stdin` reads standard input and hands each line to the loop;
   `lsp-client/printer` blocks in `Client.read()` and hands each echo (then the error that
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+from typing import Optional
 
 import typer
 
@@ -47,6 +49,12 @@ def server(
     wsize: int = WSIZE, maxunacked: int = MAXUNACKED, maxbackoff: int = MAXBACKOFF,
     verbose: bool = VERBOSE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print each message."),
+    web_port: Optional[int] = typer.Option(
+        None, "--web", min=0, max=65535, metavar="PORT",
+        help="Also serve a live picture of every connection's sliding window at "
+        "http://127.0.0.1:PORT/ (0: any free port)."),
+    web_host: str = typer.Option("127.0.0.1", "--web-host", help="The address the --web page "
+                                 "listens on."),
 ) -> None:
     """Echo every message back to the client that sent it, until Ctrl-C."""
     _setup(verbose)
@@ -59,6 +67,17 @@ def server(
     lspnet.set_server_read_drop_percent(rdrop)
     lspnet.set_server_write_drop_percent(wdrop)
     typer.echo(f"lsp echo server listening on 127.0.0.1:{srv.port} ({params})")
+    view = None
+    if web_port is not None:
+        from lsp.web import WindowView
+        try:
+            view = WindowView(srv, web_port, web_host)
+        except OSError as exc:
+            srv.close()
+            typer.echo(f"error: cannot serve the web view on {web_host}:{web_port}: "
+                       f"{exc.strerror or exc}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"window view at {view.url}")
     sys.stdout.flush()
     try:
         while True:
@@ -76,6 +95,8 @@ def server(
     except (KeyboardInterrupt, lsp.LSPError):
         pass
     finally:
+        if view is not None:
+            view.close()
         srv.close()
 
 

@@ -121,9 +121,26 @@ class ConnTable:
         return self._reads[0] if self._reads else None
 
     @property
+    def reads_queued(self) -> int:
+        """Read events waiting for read()."""
+        return len(self._reads)
+
+    @property
     def settled(self) -> bool:
         """Nothing written to any connection in the table waits to be sent or acknowledged."""
         return all(entry.conn.send.idle for entry in self._entries.values())
+
+    def picture(self) -> list[dict]:
+        """Every connection in the table, by id (Connection.picture plus its address and
+        whether close_conn was called), for people to look at."""
+        pictures = []
+        for conn_id, entry in self._entries.items():
+            picture = entry.conn.picture()
+            picture["address"] = f"{entry.addr[0]}:{entry.addr[1]}" if isinstance(
+                entry.addr, tuple) else str(entry.addr)
+            picture["closing"] = entry.closing
+            pictures.append(picture)
+        return pictures
 
     # ---- events ------------------------------------------------------------------------------
 

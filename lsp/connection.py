@@ -92,6 +92,14 @@ class Connection:
         self.sent_data_this_epoch = False
         return self._data(self.send.epoch()) + heartbeat
 
+    def picture(self) -> dict:
+        """This connection now, for people to look at (JSON-ready): epochs since the peer was
+        last heard (lost at epoch_limit), the send window (lsp.window.SendWindow.picture) and
+        the receive side."""
+        return {"conn_id": self.conn_id, "silent_epochs": self.silent_epochs,
+                "epoch_limit": self.params.epoch_limit, "lost": self.lost,
+                "send": self.send.picture(), "receive": self.receive_buffer.picture()}
+
     def _data(self, numbered: list[tuple[int, bytes]]) -> list[Message]:
         if not numbered:
             return []

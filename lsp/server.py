@@ -7,8 +7,9 @@ Threads (P is the UDP port):
                           address to the loop.
     lsp-server:P/loop     owns the ConnTable (every connection, the address map, the queue of
                           read events); selects over received messages, epoch ticks, requests
-                          (write, close_conn), close beginning (`_life.stopping`) and handing
-                          the next read event to read(); transmits what the table returns.
+                          (write, close_conn, picture), close beginning (`_life.stopping`) and
+                          handing the next read event to read(); transmits what the table
+                          returns.
                           Stops, closing the socket, once close has begun and nothing in the
                           table is unacknowledged.
 Callers' threads only send requests and wait on reply channels.
@@ -25,6 +26,8 @@ then is forgotten without a read() error (the server closed it itself).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import csp
 from lsp import lspnet
@@ -74,17 +77,25 @@ class Server(Endpoint):
         Idempotent; never raises; afterwards read() and write() raise LSPError."""
         self._life.close_once(self._shut_down)
 
-    def _ask(self, kind: str, argument) -> None:
-        """A request to the loop carrying its own reply channel: waits for the loop's answer
-        and raises the error it returns; raises LSPError once the server has stopped."""
+    def picture(self) -> dict:
+        """What the server's loop holds now, for people to look at (the `--web` page, lsp.web):
+        {"port", "params", "epochs" (ticks so far), "closing", "reads_queued", "connections"
+        (ConnTable.picture)}. Thread-safe; waits for the loop; LSPError after close()."""
+        return self._ask("picture", None)
+
+    def _ask(self, kind: str, argument):
+        """A request to the loop carrying its own reply channel: waits for the loop's answer,
+        raises the error it returns, else returns its result; raises LSPError once the server
+        has stopped."""
         reply = csp.Chan(1)
         asked = csp.Send(self._requests, (kind, argument, reply))
         case, _, _ = csp.select_case(asked, csp.Recv(self._life.stopped))
         if case is not asked:
             raise LSPError("server closed")
-        error, _ = reply.recv()
+        (error, result), _ = reply.recv()
         if error is not None:
             raise error
+        return result
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -103,6 +114,7 @@ class Server(Endpoint):
         asked = csp.Recv(self._requests)
         stop = csp.Recv(self._life.stopping)
         closing = False
+        epochs = 0
         while True:
             if closing and table.settled:
                 return
@@ -118,25 +130,34 @@ class Server(Endpoint):
                 self._offer_read(table)
                 self._transmit(outgoing)
             elif case is tick:
+                epochs += 1
                 self._transmit(table.epoch())
             elif case is asked:
                 kind, argument, reply = value
+                result = None
                 try:
                     if kind == "write":
                         self._transmit(table.write(*argument))
-                    else:
+                    elif kind == "close_conn":
                         self._take_back_read(table)
                         table.close_conn(argument)
+                    else:
+                        result = self._picture(table, epochs, closing)
                 except ConnectionLost as lost:
-                    reply.send(lost)
+                    reply.send((lost, None))
                 else:
-                    reply.send(None)
+                    reply.send((None, result))
             elif case is stop:
                 table.stop_accepting()   # a closing server takes no new connections
                 closing = True
                 stop = csp.Recv(None)    # a closed channel stays ready: hear it once
             elif case is give:
                 table.read_taken()
+
+    def _picture(self, table: ConnTable, epochs: int, closing: bool) -> dict:
+        return {"port": self.port, "epochs": epochs, "closing": closing,
+                "params": dataclasses.asdict(self._params),
+                "reads_queued": table.reads_queued, "connections": table.picture()}
 
     def _offer_read(self, table: ConnTable) -> None:
         """Hand read() its next event now if a read() is already waiting (never blocks)."""

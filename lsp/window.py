@@ -13,12 +13,15 @@ Send side (`SendWindow`), for sequence numbers from `first_seq` on:
   its last transmission is sent again, and its backoff becomes 1, then doubles, capped at
   max_back_off_interval (0 keeps it at 0: resend every epoch). Resends at epochs 1, 3, 6, 11,
   20, ... after the first transmission.
+Counts for the live picture (`picture()`, lsp.web): messages sent (each first transmission),
+acknowledged, retransmissions; they cost one addition per event.
 Receive side (`ReceiveBuffer`): accepts any message number below a horizon, acks each one
 (duplicates again), buffers out-of-order ones and releases payloads strictly in order.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 
@@ -31,6 +34,9 @@ class _InFlight:
         self.waited = 0    # epochs since the last transmission
 
 
+SHOWN_MESSAGES = 64   # picture(): at most this many in-flight and pending messages are listed
+
+
 class SendWindow:
     def __init__(self, first_seq: int, window_size: int, max_unacked: int,
                  max_backoff: int) -> None:
@@ -40,6 +46,9 @@ class SendWindow:
         self._max_backoff = max_backoff
         self._pending: deque = deque()           # (seq, payload) not sent yet
         self._in_flight: dict[int, _InFlight] = {}  # sent, unacked; insertion = seq order
+        self.sent = 0              # messages transmitted at least once
+        self.acked = 0             # of them, acknowledged
+        self.retransmissions = 0
 
     @property
     def idle(self) -> bool:
@@ -64,6 +73,7 @@ class SendWindow:
         """An Ack for `seq`; returns what may be transmitted now."""
         if self._in_flight.pop(seq, None) is None:
             return []
+        self.acked += 1
         return self._release()
 
     def cack(self, seq: int) -> list[tuple[int, bytes]]:
@@ -73,6 +83,7 @@ class SendWindow:
             return []
         for s in acked:
             del self._in_flight[s]
+        self.acked += len(acked)
         return self._release()
 
     def epoch(self) -> list[tuple[int, bytes]]:
@@ -82,6 +93,7 @@ class SendWindow:
             flight.waited += 1
             if flight.waited > flight.backoff:
                 resend.append((seq, flight.payload))
+                self.retransmissions += 1
                 flight.waited = 0
                 flight.backoff = min(1 if flight.backoff == 0 else 2 * flight.backoff,
                                      self._max_backoff)
@@ -98,7 +110,28 @@ class SendWindow:
             pending.popleft()
             self._in_flight[seq] = _InFlight(payload)
             out.append((seq, payload))
+        self.sent += len(out)
         return out
+
+    def picture(self) -> dict:
+        """The window now, for people to look at (JSON-ready): its bounds (`window_start` is
+        the oldest unacked number, or the next to send; a message may go out below
+        `window_end`), the counts, and the first SHOWN_MESSAGES in-flight messages (seq, size,
+        current backoff and epochs waited since the last transmission) and pending ones."""
+        in_flight = self._in_flight
+        start = next(iter(in_flight), self._pending[0][0] if self._pending else self._next_seq)
+        return {
+            "window_size": self._window, "max_unacked": self._max_unacked,
+            "max_backoff": self._max_backoff,
+            "window_start": start, "window_end": start + self._window,
+            "next_seq": self._next_seq, "sent": self.sent, "acked": self.acked,
+            "unacked": len(in_flight), "pending": len(self._pending),
+            "retransmissions": self.retransmissions,
+            "in_flight": [{"seq": seq, "bytes": len(flight.payload), "backoff": flight.backoff,
+                           "waited": flight.waited}
+                          for seq, flight in itertools.islice(in_flight.items(), SHOWN_MESSAGES)],
+            "pending_seqs": [seq for seq, _ in itertools.islice(self._pending, SHOWN_MESSAGES)],
+        }
 
 
 class ReceiveBuffer:
@@ -127,3 +160,8 @@ class ReceiveBuffer:
             ready.append(early.pop(self.expected))
             self.expected += 1
         return True, ready
+
+    def picture(self) -> dict:
+        """The next expected number and the first SHOWN_MESSAGES buffered out-of-order ones."""
+        return {"expected": self.expected,
+                "buffered_seqs": sorted(self._early)[:SHOWN_MESSAGES]}

@@ -47,7 +47,6 @@ the picture loop and the pollers, and closes their clients.
 from __future__ import annotations
 
 import collections
-import http.server
 import json
 import logging
 import os
@@ -59,6 +58,7 @@ import time
 import urllib.parse
 
 import csp
+from csp.web import BadRequest, Routes, WebServer, json_answer
 import rpc
 from raft.node import Fault, View, ViewQuery
 
@@ -72,7 +72,6 @@ ANSWERING_MILLIS = 1000        # a node heard from within this is drawn as answe
 FAULT_TIMEOUT_SECONDS = 2.0
 SUBMIT_DEADLINE_SECONDS = 5.0
 MAX_COMMAND_CHARS = 200
-MAX_BODY_BYTES = 4096
 STOP_SECONDS = 10.0            # NodeProcesses.stop_all: SIGKILL a node still there after this
 PROCESS_ACTIONS = ("kill", "restart", "pause", "resume")
 FAULT_ACTIONS = {"cut": True, "heal": False}
@@ -83,16 +82,11 @@ STATIC_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
                 "/style.css": ("style.css", "text/css; charset=utf-8")}
 
 
-class ControlRefused(Exception):
+class ControlRefused(BadRequest):
     """The action does not fit the node's state now (kill a killed node ...): a 409."""
 
-
-class BadRequest(Exception):
-    """A request the page's endpoints do not take; carries the HTTP status and the message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+    def __init__(self, message: str) -> None:
+        super().__init__(409, message)
 
 
 # ---- pure rules: parsing requests and building frames -------------------------------------------
@@ -263,7 +257,7 @@ class WebView:
         self._requests = csp.Chan()
         self._picture = _Picture(self.addresses, max(int(history_seconds / FRAME_SECONDS), 1),
                                  submit_hint, title)
-        self._server = _Server((host, port), _handler_for(self))
+        self._server = WebServer((host, port), _routes_for(self), "raft.web")
         self.port = self._server.server_address[1]
         self.url = f"http://{host}:{self.port}/"
         self._threads = [csp.go(self._poll, i, name=f"raft-web/poll-{i}")
@@ -497,80 +491,16 @@ def run_cluster(processes: NodeProcesses, addresses: list[str], noun: str,
             processes.stop_all()
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    # Request threads are joined at close (server_close), so no test sees one outlive it.
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
+def _routes_for(view: WebView) -> Routes:
+    def get(path: str, query: str) -> tuple[int, str, bytes]:
+        if path == "/frame":
+            return 200, "application/json", view.frame(parse_frame_query(query))
+        raise BadRequest(404, f"no such page: GET {path}")
 
+    def post(path: str, query: str, body: bytes, content_type: str) -> tuple[int, str, bytes]:
+        if path == "/submit":
+            return json_answer(view.submit(parse_submit_body(body, content_type)))
+        node_id, action = parse_node_action(path, len(view.addresses))
+        return json_answer({"message": view.control(node_id, action)})
 
-def _handler_for(view: WebView):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        server_version = "raft-web"
-
-        def log_message(self, format, *args) -> None:   # noqa: A002 - the base's name
-            log.debug("%s %s", self.address_string(), format % args)
-
-        def do_GET(self) -> None:
-            self._answer(self._get)
-
-        def do_POST(self) -> None:
-            self._answer(self._post)
-
-        def _refuse_method(self) -> None:
-            self._answer(self._not_allowed)
-
-        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
-
-        def _not_allowed(self) -> tuple[int, str, bytes]:
-            raise BadRequest(405, f"{self.command} is not taken here: GET the page and "
-                                  "frames, POST controls")
-
-        def _answer(self, handle) -> None:
-            try:
-                status, content_type, body = handle()
-            except BadRequest as exc:
-                status, content_type, body = exc.status, "application/json", _error(exc)
-            except ControlRefused as exc:
-                status, content_type, body = 409, "application/json", _error(exc)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _get(self) -> tuple[int, str, bytes]:
-            url = urllib.parse.urlsplit(self.path)
-            if url.path in STATIC_FILES:
-                name, content_type = STATIC_FILES[url.path]
-                with open(os.path.join(STATIC_DIR, name), "rb") as static:
-                    return 200, content_type, static.read()
-            if url.path == "/frame":
-                return 200, "application/json", view.frame(parse_frame_query(url.query))
-            raise BadRequest(404, f"no such page: GET {url.path}")
-
-        def _post(self) -> tuple[int, str, bytes]:
-            url = urllib.parse.urlsplit(self.path)
-            body = self._body()
-            if url.path == "/submit":
-                command = parse_submit_body(body, self.headers.get("Content-Type", ""))
-                return 200, "application/json", json.dumps(view.submit(command)).encode()
-            node_id, action = parse_node_action(url.path, len(view.addresses))
-            message = view.control(node_id, action)
-            return 200, "application/json", json.dumps({"message": message}).encode()
-
-        def _body(self) -> bytes:
-            length_text = self.headers.get("Content-Length", "0")
-            if not length_text.isdigit():
-                raise BadRequest(400, f"bad Content-Length {length_text!r}")
-            length = int(length_text)
-            if length > MAX_BODY_BYTES:
-                raise BadRequest(413, f"a request body is at most {MAX_BODY_BYTES} bytes")
-            return self.rfile.read(length)
-
-    return Handler
-
-
-def _error(exc: Exception) -> bytes:
-    return json.dumps({"error": str(exc)}).encode()
+    return Routes(STATIC_DIR, STATIC_FILES, get, post, "GET the page and frames, POST controls")

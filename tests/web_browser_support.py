@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.raft.test_web import ROOT, pid_alive, read_until, stop
+from tests.processes import ROOT, pid_alive, read_until, stop
 
 selenium = pytest.importorskip("selenium", reason="the browser tests need Selenium "
                                "(pip install -r requirements.txt)")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -22,8 +21,8 @@ from raft.events import EventRing
 from raft.node import Node
 from raft.web import (BadRequest, ControlRefused, NodeProcesses, WebView, frame_leader,
                       node_picture, parse_frame_query, parse_node_action, parse_submit_body)
+from tests.processes import ROOT, pid_alive, read_until, stop
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEADLINE_SECONDS = 60   # process starts and elections on a loaded machine included
 
 
@@ -306,48 +305,6 @@ def _zombie(pid: int) -> bool:
             return stat.read().split(") ")[1].startswith("Z")
     except OSError:
         return True
-
-
-# ---- the cluster command's processes ---------------------------------------------------------
-
-def read_until(proc: subprocess.Popen, prefix: str) -> list[str]:
-    """The stdout lines up to the first one starting with `prefix`, that one last (failing at
-    the deadline). What follows it in the same read is dropped."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    buffer = b""
-    while True:
-        lines = buffer.decode(errors="replace").splitlines()
-        for i, line in enumerate(lines):
-            if line.startswith(prefix):
-                return lines[:i + 1]
-        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
-        if not ready:
-            raise AssertionError(f"no line {prefix!r} in time; got {buffer!r}")
-        chunk = os.read(proc.stdout.fileno(), 4096)
-        if not chunk:
-            raise AssertionError(f"stdout ended before {prefix!r}; got {buffer!r}")
-        buffer += chunk
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop the cluster command as Ctrl-C would (it stops its nodes), killing it if it does
-    not end in time."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(DEADLINE_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.stdout.close()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_cluster_web_kills_pauses_and_restarts_node_processes(tmp_path):
