@@ -40,6 +40,20 @@ def read_lines(proc: subprocess.Popen, count: int) -> list[str]:
     return data.decode().splitlines()
 
 
+def exec_arguments(pid: int) -> list[bytes]:
+    """The argv of process `pid` from /proc, once its exec has set them up. Popen returns
+    when the child's exec has passed the point of no return, but the kernel fills in the new
+    argument area a moment later: in between, /proc/PID/cmdline reads empty (seen on a loaded
+    machine), so an empty read is asked again until the deadline."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            args = cmdline.read().split(b"\0")
+        if args != [b""] or time.monotonic() > deadline:
+            return args
+        time.sleep(0.01)   # the kernel's exec in progress: nothing to wait on
+
+
 def test_cluster_prints_each_nodes_pid_and_removes_its_temporary_state(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "raft", "cluster", "--nodes", "3",
                              "--seconds", "4"], cwd=ROOT, bufsize=0, stdout=subprocess.PIPE,
@@ -60,8 +74,8 @@ def test_cluster_prints_each_nodes_pid_and_removes_its_temporary_state(tmp_path)
             pids.append(int(node.group(2)))
         if os.path.isdir("/proc"):   # the PID is that node's process
             for i, pid in enumerate(pids):
-                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    args = cmdline.read().split(b"\0")
+                args = exec_arguments(pid)
+                assert b"-m" in args, args
                 assert [b"raft", b"node", b"--id", str(i).encode()] == \
                     args[args.index(b"-m") + 1:args.index(b"-m") + 5], args
         returncode = proc.wait(DEADLINE_SECONDS)
