@@ -3,17 +3,18 @@ request threads are joined at close, static files, JSON answers and 4xx errors.
 
     routes = Routes(static_dir, {"/": ("index.html", "text/html; charset=utf-8")},
                     get=lambda path, query: ..., post=lambda path, query, body, ctype: ...)
-    server = WebServer(("127.0.0.1", 0), routes, name="raft-web")
-    thread = go(server.serve_forever, 0.1, name="raft-web/http")
-    ... server.shutdown(); server.server_close(); thread.join()
+    server = WebServer(("127.0.0.1", 0), routes, name="raft.web")   # serving from here on
+    server.port
+    server.stop()
 
 `get(path, query)` and `post(path, query, body, content_type)` return `(status, content_type,
 body bytes)` or raise BadRequest(status, message): every BadRequest is answered with its status
 and the JSON `{"error": message}`. A GET of a path in the static table answers that file;
 other methods are refused with a 405. A request body is at most MAX_BODY_BYTES.
 
-Threads: the server's accept loop runs on whichever thread calls serve_forever; each request
-gets a short-lived thread that server_close() joins (no test sees one outlive its view).
+Threads: `<name>/http` runs the accept loop (dots in `name` become dashes: `raft-web/http`);
+each request gets a short-lived thread. stop() ends the loop and joins them all (no test sees
+one outlive its view).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import json
 import logging
 import os
 import urllib.parse
+
+from csp.goroutine import go
 
 MAX_BODY_BYTES = 4096
 
@@ -54,8 +57,9 @@ class Routes:
 
 
 class WebServer(http.server.ThreadingHTTPServer):
-    """Serves `routes` on `address` (port 0: a free one, then in `.port`). OSError if the port
-    is taken. `name` labels log lines (logger `name`) and the Server header."""
+    """Serves `routes` on `address` (port 0: a free one, then in `.port`) from its creation
+    until stop(). OSError if the port is taken. `name` labels log lines (logger `name`), the
+    Server header and the thread."""
 
     daemon_threads = False    # request threads are joined by server_close()
     block_on_close = True
@@ -64,6 +68,13 @@ class WebServer(http.server.ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], routes: Routes, name: str) -> None:
         super().__init__(address, _handler_for(routes, name))
         self.port = self.server_address[1]
+        self._accepting = go(self.serve_forever, 0.1, name=f"{name.replace('.', '-')}/http")
+
+    def stop(self) -> None:
+        """Stop accepting and wait for every request in progress; call once."""
+        self.shutdown()        # the accept loop ends
+        self.server_close()    # joins the request threads
+        self._accepting.join()
 
 
 def _handler_for(routes: Routes, name: str):

@@ -64,16 +64,11 @@ class WindowView:
                                       "lsp.web")
         self.port = self._http_server.port
         self.url = f"http://{host}:{self.port}/"
-        self._http = csp.go(self._http_server.serve_forever, 0.1, name="lsp-web/http")
 
     def close(self) -> None:
         """Stop serving; returns once every request thread is gone."""
-        self._life.close_once(self._shut_down)
+        self._life.close_once(self._http_server.stop)
 
-    def _shut_down(self) -> None:
-        self._http_server.shutdown()       # the accept loop ends
-        self._http_server.server_close()   # joins the request threads
-        self._http.join()
 
     def _get(self, path: str, query: str) -> tuple[int, str, bytes]:
         if path != "/windows":

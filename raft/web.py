@@ -263,16 +263,13 @@ class WebView:
         self._threads = [csp.go(self._poll, i, name=f"raft-web/poll-{i}")
                          for i in range(len(addresses))]
         self._threads.append(csp.go(self._run_picture, name="raft-web/picture"))
-        self._http = csp.go(self._server.serve_forever, 0.1, name="raft-web/http")
 
     def close(self) -> None:
         """Stop serving and polling; returns once every thread is gone."""
         self._life.close_once(self._shut_down)
 
     def _shut_down(self) -> None:
-        self._server.shutdown()       # the accept loop ends
-        self._server.server_close()   # joins the request threads
-        self._http.join()
+        self._server.stop()           # joins the request threads
         for thread in self._threads:
             thread.join()
 

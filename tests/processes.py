@@ -1,17 +1,21 @@
-"""Command-line processes in tests that read what a command prints (its URL, its PIDs) while it
-keeps running: the repository root to run them from, reading stdout up to a line, stopping a
-process as Ctrl-C would, and whether a PID is still there. Shared by the web views' tests
-(tests/raft, tests/kvraft, tests/lsp and tests/web_browser_support.py); every kit ships it.
+"""Command-line processes and their web pages, in tests that read what a command prints (its
+URL, its PIDs) while it keeps running: the repository root to run them from, reading stdout up
+to a line, stopping a process as Ctrl-C would, whether a PID is still there, and one HTTP
+request to a page. Shared by the command-line and web view tests (tests/raft, tests/kvraft,
+tests/lsp and tests/web_browser_support.py); every kit ships it.
 
 Threads: none; the calling test's thread does everything.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEADLINE_SECONDS = 60   # process starts and elections on a loaded machine included
@@ -56,3 +60,19 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def http(url: str, method: str = "GET", payload=None) -> tuple[int, dict | str]:
+    """(status, body) of one request; a JSON body is decoded, any other is text. `payload`
+    (any JSON value) is sent as JSON. A 4xx or 5xx is returned, not raised."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=DEADLINE_SECONDS) as response:
+            status, body, headers = response.status, response.read(), response.headers
+    except urllib.error.HTTPError as exc:
+        status, body, headers = exc.code, exc.read(), exc.headers
+    if headers.get("Content-Type", "").startswith("application/json"):
+        return status, json.loads(body)
+    return status, body.decode()

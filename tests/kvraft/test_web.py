@@ -19,8 +19,8 @@ from kvraft.web import SUBMIT_HINT, parse_kv_command, submit_kv_command
 from raft.client import local_addresses
 from raft.messages import RequestVoteArgs
 from raft.web import BadRequest, ControlRefused, WebView
-from tests.processes import ROOT, pid_alive, read_until, stop
-from tests.raft.test_web import AllAlive, http, leader_of, wait_for_frame
+from tests.processes import ROOT, http, pid_alive, read_until, stop
+from tests.raft.test_web import AllAlive, leader_of, wait_for_frame
 
 DEADLINE_SECONDS = 60   # process starts and elections on a loaded machine included
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import subprocess
 import sys
 import time
@@ -15,29 +14,13 @@ import time
 import pytest
 
 from raft.client import NoLeader, local_addresses, submit
+from tests.processes import ROOT, read_until
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEADLINE_SECONDS = 60   # process starts and an election on a loaded machine included
 
 
 def raft_env(**extra: str) -> dict:
     return dict(os.environ, PYTHONPATH=ROOT, **extra)
-
-
-def read_lines(proc: subprocess.Popen, count: int) -> list[str]:
-    """The next `count` lines of the process's (unbuffered) stdout, or fail at the deadline."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    data = b""
-    while data.count(b"\n") < count:
-        ready, _, _ = select.select([proc.stdout], [], [],
-                                    max(deadline - time.monotonic(), 0))
-        if not ready:
-            raise AssertionError(f"timed out waiting for {count} lines; got {data!r}")
-        chunk = os.read(proc.stdout.fileno(), 1)
-        if not chunk:
-            raise AssertionError(f"stdout ended before {count} lines; got {data!r}")
-        data += chunk
-    return data.decode().splitlines()
 
 
 def exec_arguments(pid: int) -> list[bytes]:
@@ -59,7 +42,7 @@ def test_cluster_prints_each_nodes_pid_and_removes_its_temporary_state(tmp_path)
                              "--seconds", "4"], cwd=ROOT, bufsize=0, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=raft_env(TMPDIR=str(tmp_path)))
     try:
-        peers_line, state_line, *node_lines = read_lines(proc, 5)
+        peers_line, state_line, *node_lines = read_until(proc, "node 2  ")
         peers = peers_line.removeprefix("peers ").split(",")
         state = re.fullmatch(r"state in (.+) \(a temporary directory, removed at exit; "
                              r"--data-dir keeps the state\)", state_line)
@@ -122,7 +105,7 @@ def test_submit_to_a_lone_node_commits_once_it_leads():
                              address[0], "--in-memory"], cwd=ROOT, bufsize=0,
                             stdout=subprocess.PIPE, env=raft_env())
     try:
-        assert "listening" in read_lines(node, 1)[0]
+        read_until(node, "node 0 listening on ")
         proc = subprocess.run([sys.executable, "-m", "raft", "submit", "hello", "--peers",
                                address[0], "--wait-seconds", str(DEADLINE_SECONDS)], cwd=ROOT,
                               capture_output=True, text=True, timeout=DEADLINE_SECONDS * 2,

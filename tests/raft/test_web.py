@@ -21,7 +21,7 @@ from raft.events import EventRing
 from raft.node import Node
 from raft.web import (BadRequest, ControlRefused, NodeProcesses, WebView, frame_leader,
                       node_picture, parse_frame_query, parse_node_action, parse_submit_body)
-from tests.processes import ROOT, pid_alive, read_until, stop
+from tests.processes import ROOT, http, pid_alive, read_until, stop
 
 DEADLINE_SECONDS = 60   # process starts and elections on a loaded machine included
 
@@ -122,20 +122,6 @@ class AllAlive:
 
     def control(self, node_id: int, action: str) -> str:
         raise ControlRefused(f"node {node_id} runs in the test's process: no {action}")
-
-
-def http(url: str, method: str = "GET", payload=None) -> tuple[int, dict | str]:
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=DEADLINE_SECONDS) as response:
-            status, body, kind = response.status, response.read(), response.headers
-    except urllib.error.HTTPError as exc:
-        status, body, kind = exc.code, exc.read(), exc.headers
-    if kind.get("Content-Type", "").startswith("application/json"):
-        return status, json.loads(body)
-    return status, body.decode()
 
 
 def wait_for_frame(base_url: str, holds, what: str, seconds: float = DEADLINE_SECONDS) -> dict:
