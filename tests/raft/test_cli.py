@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from raft.client import NoLeader, local_addresses, submit
-from tests.processes import ROOT, read_until
+from tests.processes import ROOT, pid_alive, read_until, stop
 
 DEADLINE_SECONDS = 60   # process starts and an election on a loaded machine included
 
@@ -41,6 +42,7 @@ def test_cluster_prints_each_nodes_pid_and_removes_its_temporary_state(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "raft", "cluster", "--nodes", "3",
                              "--seconds", "4"], cwd=ROOT, bufsize=0, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=raft_env(TMPDIR=str(tmp_path)))
+    pids = []
     try:
         peers_line, state_line, *node_lines = read_until(proc, "node 2  ")
         peers = peers_line.removeprefix("peers ").split(",")
@@ -49,7 +51,6 @@ def test_cluster_prints_each_nodes_pid_and_removes_its_temporary_state(tmp_path)
         assert state, state_line
         state_dir = state.group(1)
         assert os.path.dirname(state_dir) == str(tmp_path) and os.path.isdir(state_dir)
-        pids = []
         for i, line in enumerate(node_lines):
             node = re.fullmatch(rf"node {i}  (\S+)  pid (\d+)", line)
             assert node, line
@@ -64,11 +65,11 @@ def test_cluster_prints_each_nodes_pid_and_removes_its_temporary_state(tmp_path)
         returncode = proc.wait(DEADLINE_SECONDS)
         err = proc.stderr.read().decode()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        stop(proc)           # SIGTERM first: the cluster command stops its nodes
         proc.stderr.close()
+        for pid in pids:     # a failed test must not leave the cluster's nodes behind
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
     assert returncode == 0, err
     assert not os.path.exists(state_dir), "the temporary state directory was left behind"
     assert os.listdir(tmp_path) == []
