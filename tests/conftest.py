@@ -1,8 +1,15 @@
 """Shared fixtures: every test fails if a thread raised an unhandled exception during it, or if
-it left threads running (the `csp-timers` scheduler, alive for the whole process, excepted)."""
+it left threads running (the `csp-timers` scheduler, alive for the whole process, excepted).
+And the session fails if it leaves processes running: every process the tests start inherits
+a mark in its environment (SESSION_MARK_VARIABLE); at the end of the session, those still
+running after PROCESS_GRACE_SECONDS are killed and named (a test that fails half-way must
+still stop what it started: a cluster's nodes left behind take CPU and ports from later
+tests)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -65,3 +72,59 @@ def thread_guard():
             sorted(t.name for t in leaked)))
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+# ---- processes left behind by the session -------------------------------------------------------
+
+SESSION_MARK_VARIABLE = "PROJECT_TEST_SESSION"
+PROCESS_GRACE_SECONDS = 10.0
+
+
+def pytest_configure(config) -> None:
+    # Each session has its own mark (a grading test's inner pytest session too), so a session
+    # only ever finds its own processes.
+    os.environ[SESSION_MARK_VARIABLE] = f"{os.getpid()}.{time.time_ns()}"
+
+
+def marked_processes(mark: str) -> dict[int, str]:
+    """Running processes (zombies excluded: their environment reads empty) whose environment
+    carries `mark`, but not this one: pid -> command line."""
+    wanted = f"{SESSION_MARK_VARIABLE}={mark}".encode()
+    found = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if wanted not in environ.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                found[int(entry)] = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:   # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    mark = os.environ.get(SESSION_MARK_VARIABLE)
+    if not mark:
+        return
+    deadline = time.monotonic() + PROCESS_GRACE_SECONDS
+    left = marked_processes(mark)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)   # processes on their way out: nothing to wait on but /proc
+        left = marked_processes(mark)
+    if not left:
+        return
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"the tests left {len(left)} process(es) running (killed now):"] + [
+        f"  pid {pid}: {command.strip()[:200]}" for pid, command in sorted(left.items())]
+    if reporter is not None:
+        for line in lines:
+            reporter.write_line(line, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
