@@ -4,7 +4,7 @@
 Threads: each command runs on the main thread; `server` starts a Replica, which runs its own
 threads (see kvraft.server); get/put/append run a Clerk on the main thread, with a timer
 thread of their own that closes it at --timeout. `cluster` runs its replicas as child
-processes (raft.web.NodeProcesses) and polls them from the main thread; with `--web PORT` it
+processes (raft.cluster.NodeProcesses) and polls them from the main thread; with `--web PORT` it
 serves their live picture (raft.web.WebView, its own threads), whose request threads kill,
 pause and restart the processes and run the submit box's put, append or get (kvraft.web, a
 Clerk per request).
@@ -13,16 +13,13 @@ Clerk per request).
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
-import time
 from typing import Optional
 
 import typer
 
 import csp
-from csp.cli import StatusLine, log_events, run, serve_until_interrupted, stop_on_sigterm
+from csp.cli import log_events, run, serve_until_interrupted, stop_on_sigterm
 
 app = typer.Typer(add_completion=False,
                   help="A linearizable key-value service on Raft (beyond the course: MIT "
@@ -105,79 +102,24 @@ def cluster(
     change. First it prints each replica's id, address and PID (`kill -9 PID` crashes it), the
     --peers value for get, put and append, and where the state is (and with --web, the page's
     URL). Ctrl-C or SIGTERM stops the replicas and says where the state was."""
-    temporary = not data_dir
-    data_dir = data_dir or tempfile.mkdtemp(prefix="kvraft-cluster-")
-    try:
-        _run_cluster(nodes, data_dir, temporary, seconds, web_port, web_host, max_raft_state)
-    finally:
-        if temporary:
-            shutil.rmtree(data_dir, ignore_errors=True)
-            typer.echo(f"removed the state in {data_dir}")
-        else:
-            typer.echo(f"the state stays in {data_dir}")
+    from raft.cluster import run_local_cluster
 
-
-def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
-                 web_port: int | None, web_host: str, max_raft_state: int) -> None:
-    """Start the replica processes (and the web view), print their changes until `seconds`
-    or Ctrl-C/SIGTERM, then stop them (SIGTERM) and wait for each."""
-    from raft.client import local_addresses
-    from raft.web import NodeProcesses, run_cluster
-    addresses = local_addresses(nodes)
-    peers = ",".join(addresses)
-    kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
-            else "kept at exit")
-    typer.echo(f"peers {peers}\nstate in {data_dir} ({kept})")
-
-    def replica_command(replica_id: int) -> list[str]:
+    def replica_command(replica_id: int, peers: str, state_dir: str) -> list[str]:
         return [sys.executable, "-m", "kvraft", "server", "--id", str(replica_id), "--peers",
-                peers, "--data-dir", data_dir, "--max-raft-state", str(max_raft_state),
+                peers, "--data-dir", state_dir, "--max-raft-state", str(max_raft_state),
                 "--allow-faults"]
-    processes = NodeProcesses(nodes, replica_command)
-    run_cluster(processes, addresses, "replica",
-                lambda: None if web_port is None else _start_web(addresses, processes,
-                                                                 web_port, web_host),
-                lambda live: _watch(addresses, seconds, live))
+    run_local_cluster("kvraft", "replica", nodes, data_dir, seconds, replica_command,
+                      lambda addresses: [_status(address, timeout_seconds=0.5)
+                                         for address in addresses],
+                      web_port, web_host, _web_view)
 
 
-def _start_web(addresses: list[str], processes, port: int, host: str):
+def _web_view(addresses: list[str], processes, port: int, host: str):
     from kvraft.web import SUBMIT_HINT, submit_kv_command
     from raft.web import WebView
-    try:
-        return WebView(addresses, processes, port=port, host=host,
-                       submit=lambda text: submit_kv_command(addresses, text),
-                       submit_hint=SUBMIT_HINT, title="kvraft cluster, live")
-    except OSError as exc:
-        typer.echo(f"error: cannot serve the web view on {host}:{port}: {exc}", err=True)
-        raise typer.Exit(1)
-
-
-def _watch(addresses: list[str], seconds: float, live: StatusLine) -> None:
-    """Print each replica's changes until `seconds` have passed (0: for ever)."""
-    shown: dict[int, str] = {}
-    started = time.monotonic()
-    stop_at = started + seconds if seconds else float("inf")
-    while time.monotonic() < stop_at:
-        states = [_status(address, timeout_seconds=0.5) for address in addresses]
-        for i, state in enumerate(states):
-            line = f"{state.role} term {state.term}" if not isinstance(state, str) else "down"
-            if shown.get(i) != line:
-                shown[i] = line
-                live.echo(f"{time.strftime('%H:%M:%S')} replica {i}: {line}")
-        live.show(_cluster_summary(states, time.monotonic() - started, seconds))
-        time.sleep(0.2)  # polling child processes over rpc: no channel to wait on
-
-
-def _cluster_summary(states: list, elapsed: float, seconds: float) -> str:
-    up = [state for state in states if not isinstance(state, str)]
-    leaders = [state for state in up if state.role == "leader"]
-    if leaders:
-        state = max(leaders, key=lambda state: state.term)
-        who = f"leader replica {state.id}, term {state.term}, commit {state.commit_index}"
-    else:
-        who = "no leader"
-    limit = f" of {seconds:.0f}" if seconds else " (Ctrl-C stops)"
-    return f"{who} | {len(up)}/{len(states)} replicas answer | {elapsed:.0f} s{limit}"
+    return WebView(addresses, processes, port=port, host=host,
+                   submit=lambda text: submit_kv_command(addresses, text),
+                   submit_hint=SUBMIT_HINT, title="kvraft cluster, live")
 
 
 def _with_clerk(addresses: list[str], timeout: float, operation: str, act):

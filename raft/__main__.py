@@ -3,22 +3,20 @@
 Threads: each command runs on the main thread; `node` starts a Node, which runs its own
 threads (see raft.node); `cluster` runs its nodes as child processes and polls them, and with
 `--web PORT` serves their live picture (raft.web, its own threads), whose request threads
-kill, pause and restart the processes through raft.web.NodeProcesses (one mutex).
+kill, pause and restart the processes through raft.cluster.NodeProcesses (one mutex).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
-import tempfile
 import time
 from typing import Optional
 
 import typer
 
-from csp.cli import StatusLine, log_events, run, serve_until_interrupted, stop_on_sigterm
+from csp.cli import log_events, run, serve_until_interrupted, stop_on_sigterm
 
 app = typer.Typer(add_completion=False,
                   help="P2: Raft nodes as processes over TCP, with files that survive crashes.")
@@ -97,75 +95,16 @@ def cluster(
     and where the state is (and with --web, the page's URL). On a terminal a status line below
     them shows the leader, how many nodes answer and the time; piped, only the change lines
     are printed."""
-    temporary = not data_dir
-    data_dir = data_dir or tempfile.mkdtemp(prefix="raft-cluster-")
-    try:
-        _run_cluster(nodes, data_dir, temporary, seconds, web_port, web_host)
-    finally:
-        if temporary:
-            shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _run_cluster(nodes: int, data_dir: str, temporary: bool, seconds: float,
-                 web_port: int | None, web_host: str) -> None:
-    """Start the node processes (and the web view), print their changes until `seconds` or
-    Ctrl-C/SIGTERM, then stop them (SIGTERM) and wait for each."""
-    from raft.client import local_addresses
-    addresses = local_addresses(nodes)
-    peers = ",".join(addresses)
-    kept = ("a temporary directory, removed at exit; --data-dir keeps the state" if temporary
-            else "kept at exit")
-    typer.echo(f"peers {peers}\nstate in {data_dir} ({kept})")
-    from raft.web import NodeProcesses, run_cluster
-
-    def node_command(node_id: int) -> list[str]:
-        return [sys.executable, "-m", "raft", "node", "--id", str(node_id), "--peers", peers,
-                "--data-dir", data_dir, "--allow-faults"]
-    processes = NodeProcesses(len(addresses), node_command)
-    run_cluster(processes, addresses, "node",
-                lambda: None if web_port is None else _start_web(addresses, processes,
-                                                                 web_port, web_host),
-                lambda live: _watch(addresses, seconds, live))
-
-
-def _start_web(addresses: list[str], processes, port: int, host: str):
-    from raft.web import WebView
-    try:
-        return WebView(addresses, processes, port=port, host=host)
-    except OSError as exc:
-        typer.echo(f"error: cannot serve the web view on {host}:{port}: {exc}", err=True)
-        raise typer.Exit(1)
-
-
-def _watch(addresses: list[str], seconds: float, live: StatusLine) -> None:
-    """Print each node's changes until `seconds` have passed (0: for ever)."""
     from raft.client import status
-    shown: dict[int, str] = {}
-    started = time.monotonic()
-    stop_at = started + seconds if seconds else float("inf")
-    while time.monotonic() < stop_at:
-        states = status(addresses)
-        for i, state in enumerate(states):
-            line = (f"{state.role} term {state.term}" if not isinstance(state, str)
-                    else "down")
-            if shown.get(i) != line:
-                shown[i] = line
-                live.echo(f"{time.strftime('%H:%M:%S')} node {i}: {line}")
-        live.show(_cluster_summary(states, time.monotonic() - started, seconds))
-        time.sleep(0.2)  # polling child processes over rpc: no channel to wait on
+    from raft.cluster import run_local_cluster
+    from raft.web import WebView
 
-
-def _cluster_summary(states: list, elapsed: float, seconds: float) -> str:
-    up = [s for s in states if not isinstance(s, str)]
-    leaders = [(i, s) for i, s in enumerate(states) if not isinstance(s, str)
-               and s.role == "leader"]
-    if leaders:
-        i, state = max(leaders, key=lambda pair: pair[1].term)
-        who = f"leader node {i}, term {state.term}, commit {state.commit_index}"
-    else:
-        who = "no leader"
-    limit = f" of {seconds:.0f}" if seconds else " (Ctrl-C stops)"
-    return f"{who} | {len(up)}/{len(states)} nodes answer | {elapsed:.0f} s{limit}"
+    def node_command(node_id: int, peers: str, state_dir: str) -> list[str]:
+        return [sys.executable, "-m", "raft", "node", "--id", str(node_id), "--peers", peers,
+                "--data-dir", state_dir, "--allow-faults"]
+    run_local_cluster("raft", "node", nodes, data_dir, seconds, node_command, status, web_port,
+                      web_host, lambda addresses, processes, port, host:
+                      WebView(addresses, processes, port=port, host=host))
 
 
 @app.command()

@@ -1,10 +1,8 @@
 """The live web picture of a local Raft cluster: `python -m raft cluster --web PORT`.
 
-    processes = NodeProcesses(len(addresses), node_command)   # node_command(i) -> argv
-    processes.start(i) ...
     view = WebView(addresses, processes, port=8080)   # serves http://127.0.0.1:8080/
     view.url
-    view.close(); processes.stop_all()
+    view.close()
 
 Any cluster of processes built on raft.node's NodeWatch (a Raft node, a kvraft replica) can be
 shown: the page asks each node's "Watch" rpc service, and `submit` (a function of the typed
@@ -25,8 +23,8 @@ HTTP endpoints (bad requests get a 4xx and a JSON {"error": "one line"}):
                                      object's), cut, heal (the node's fault switch, Watch.fault)
     POST /submit  {"command": "..."} commit a command through whoever leads (raft.client)
 
-`processes` is the cluster's supervisor (NodeProcesses, or anything alike): `states() -> [{"process": "alive" |
-"paused" | "killed", "pid": int | None}]` per node, and `control(node, action) -> message` for
+`processes` is the cluster's supervisor (raft.cluster.NodeProcesses, or anything alike):
+`states() -> [{"process": "alive" | "paused" | "killed", "pid": int | None}]` per node, and `control(node, action) -> message` for
 kill, restart, pause and resume, raising ControlRefused when the action does not fit the
 node's state (a 409). Both must be thread-safe: handler threads call them.
 
@@ -36,10 +34,8 @@ Threads (all end in close()):
     raft-web/picture   owns the picture: the newest view of each node, the recent events,
                        the frames of the timeline; makes a frame every FRAME_SECONDS and
                        answers the handlers' frame requests, all through channels
-    raft-web/http      the ThreadingHTTPServer's accept loop; one short-lived thread per
-                       request (joined by close, which waits for a submit in progress)
-NodeProcesses has no thread: its callers (the main thread, the request threads) share one
-mutex (allowed in raft/), held while a signal is sent or a process started or reaped.
+    raft-web/http      csp.web.WebServer's accept loop; one short-lived thread per request
+                       (joined by close, which waits for a submit in progress)
 close() is idempotent and thread-safe: it stops the server (joining the request threads), then
 the picture loop and the pollers, and closes their clients.
 """
@@ -51,9 +47,6 @@ import json
 import logging
 import os
 import re
-import signal
-import subprocess
-import threading
 import time
 import urllib.parse
 
@@ -72,7 +65,6 @@ ANSWERING_MILLIS = 1000        # a node heard from within this is drawn as answe
 FAULT_TIMEOUT_SECONDS = 2.0
 SUBMIT_DEADLINE_SECONDS = 5.0
 MAX_COMMAND_CHARS = 200
-STOP_SECONDS = 10.0            # NodeProcesses.stop_all: SIGKILL a node still there after this
 PROCESS_ACTIONS = ("kill", "restart", "pause", "resume")
 FAULT_ACTIONS = {"cut": True, "heal": False}
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -380,112 +372,6 @@ def submit_raft_command(addresses: list[str], command: str) -> dict:
         raise ControlRefused(str(exc)) from None
     return {"index": index, "leader": leader,
             "message": f"{command!r} committed at index {index} by node {leader}"}
-
-
-class NodeProcesses:
-    """The cluster's node processes: started, killed (SIGKILL), paused (SIGSTOP), resumed
-    (SIGCONT) and restarted from their data directory on request. Thread-safe (one mutex: the
-    main thread and the web page's request threads both call it); nothing here blocks for
-    long (a kill waits for the process to be reaped)."""
-
-    def __init__(self, count: int, node_command) -> None:
-        """`count` nodes; `node_command(node_id)` is the argv that starts (and restarts) one,
-        its fault switch enabled."""
-        self._node_command = node_command
-        self._lock = threading.Lock()
-        self._procs: list[subprocess.Popen | None] = [None] * count
-        self._paused = [False] * count
-
-    def start(self, node_id: int) -> int:
-        """Start node `node_id`'s process; its PID."""
-        with self._lock:
-            return self._start(node_id)
-
-    def _start(self, node_id: int) -> int:
-        proc = subprocess.Popen(self._node_command(node_id), stdout=subprocess.DEVNULL)
-        self._procs[node_id] = proc
-        self._paused[node_id] = False
-        return proc.pid
-
-    def states(self) -> list[dict]:
-        """Per node: {"process": "alive" | "paused" | "killed", "pid"} ("killed" also when it
-        exited by itself)."""
-        with self._lock:
-            return [{"process": self._state(i), "pid": None if proc is None else proc.pid}
-                    for i, proc in enumerate(self._procs)]
-
-    def _state(self, node_id: int) -> str:
-        proc = self._procs[node_id]
-        if proc is None or proc.poll() is not None:
-            return "killed"
-        return "paused" if self._paused[node_id] else "alive"
-
-    def control(self, node_id: int, action: str) -> str:
-        """kill | restart | pause | resume node `node_id`; the message to show.
-        ControlRefused when the action does not fit its state."""
-        with self._lock:
-            state = self._state(node_id)
-            wanted = {"kill": ("alive", "paused"), "pause": ("alive",), "resume": ("paused",),
-                      "restart": ("killed",)}[action]
-            if state not in wanted:
-                raise ControlRefused(f"node {node_id} is {state}: cannot {action} it")
-            proc = self._procs[node_id]
-            if action == "kill":
-                proc.kill()
-                proc.wait()
-                return f"node {node_id} killed (kill -9 {proc.pid})"
-            if action == "restart":
-                return f"node {node_id} restarted from its data directory, pid " \
-                       f"{self._start(node_id)}"
-            proc.send_signal(signal.SIGSTOP if action == "pause" else signal.SIGCONT)
-            self._paused[node_id] = action == "pause"
-            return f"node {node_id} {'paused (SIGSTOP)' if action == 'pause' else 'resumed'}"
-
-    def stop_all(self) -> None:
-        """SIGTERM every running process (resuming a paused one first) and wait for each; one
-        still there after STOP_SECONDS gets SIGKILL."""
-        with self._lock:
-            running = [proc for proc in self._procs if proc is not None]
-            for i, proc in enumerate(self._procs):
-                if proc is not None and proc.poll() is None:
-                    if self._paused[i]:
-                        proc.send_signal(signal.SIGCONT)
-                        self._paused[i] = False
-                    proc.terminate()
-            for proc in running:
-                try:
-                    proc.wait(STOP_SECONDS)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def run_cluster(processes: NodeProcesses, addresses: list[str], noun: str,
-                start_web, watch) -> None:
-    """The body of a `cluster` command (raft's and kvraft's): start every process, printing
-    "<noun> I  ADDRESS  pid P"; `start_web()` returns a WebView (its URL is printed) or None;
-    then `watch(live)` prints changes until it returns. Ctrl-C or SIGTERM (from here on it
-    raises KeyboardInterrupt in the main thread) ends the watch early. Always closes the view
-    and stops every process. Call it from the main thread."""
-    from csp.cli import StatusLine, stop_on_sigterm
-    stop_on_sigterm()
-    with StatusLine() as live:
-        live.show(f"starting {len(addresses)} {noun} processes ...")
-        view = None
-        try:
-            for i, address in enumerate(addresses):
-                live.echo(f"{noun} {i}  {address}  pid {processes.start(i)}")
-            view = start_web()
-            if view is not None:
-                live.echo(f"web view at {view.url}")
-            watch(live)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            live.show(f"stopping {len(addresses)} {noun} processes ...")
-            if view is not None:
-                view.close()
-            processes.stop_all()
 
 
 def _routes_for(view: WebView) -> Routes:

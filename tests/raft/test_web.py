@@ -19,7 +19,8 @@ import pytest
 from raft.client import local_addresses
 from raft.events import EventRing
 from raft.node import Node
-from raft.web import (BadRequest, ControlRefused, NodeProcesses, WebView, frame_leader,
+from raft.cluster import NodeProcesses
+from raft.web import (BadRequest, ControlRefused, WebView, frame_leader,
                       node_picture, parse_frame_query, parse_node_action, parse_submit_body)
 from tests.processes import ROOT, http, pid_alive, read_until, stop
 
