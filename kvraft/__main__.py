@@ -119,7 +119,7 @@ def _web_view(addresses: list[str], processes, port: int, host: str):
     from raft.web import WebView
     return WebView(addresses, processes, port=port, host=host,
                    submit=lambda text: submit_kv_command(addresses, text),
-                   submit_hint=SUBMIT_HINT, title="kvraft cluster, live")
+                   submit_hint=SUBMIT_HINT, title="kvraft cluster, live", noun="replica")
 
 
 def _with_clerk(addresses: list[str], timeout: float, operation: str, act):

@@ -37,10 +37,11 @@ class NodeProcesses:
     main thread and the web page's request threads both call it); nothing here blocks for
     long (a kill waits for the process to be reaped)."""
 
-    def __init__(self, count: int, node_command) -> None:
+    def __init__(self, count: int, node_command, noun: str = "node") -> None:
         """`count` nodes; `node_command(node_id)` is the argv that starts (and restarts) one,
-        its fault switch enabled."""
+        its fault switch enabled; `noun` names one in messages ("node", "replica")."""
         self._node_command = node_command
+        self._noun = noun
         self._lock = threading.Lock()
         self._procs: list[subprocess.Popen | None] = [None] * count
         self._paused = [False] * count
@@ -77,18 +78,19 @@ class NodeProcesses:
             wanted = {"kill": ("alive", "paused"), "pause": ("alive",), "resume": ("paused",),
                       "restart": ("killed",)}[action]
             if state not in wanted:
-                raise ControlRefused(f"node {node_id} is {state}: cannot {action} it")
+                raise ControlRefused(f"{self._noun} {node_id} is {state}: cannot {action} it")
             proc = self._procs[node_id]
             if action == "kill":
                 proc.kill()
                 proc.wait()
-                return f"node {node_id} killed (kill -9 {proc.pid})"
+                return f"{self._noun} {node_id} killed (kill -9 {proc.pid})"
             if action == "restart":
-                return f"node {node_id} restarted from its data directory, pid " \
+                return f"{self._noun} {node_id} restarted from its data directory, pid " \
                        f"{self._start(node_id)}"
             proc.send_signal(signal.SIGSTOP if action == "pause" else signal.SIGCONT)
             self._paused[node_id] = action == "pause"
-            return f"node {node_id} {'paused (SIGSTOP)' if action == 'pause' else 'resumed'}"
+            return (f"{self._noun} {node_id} "
+                    f"{'paused (SIGSTOP)' if action == 'pause' else 'resumed'}")
 
     def stop_all(self) -> None:
         """SIGTERM every running process (resuming a paused one first) and wait for each; one
@@ -114,15 +116,15 @@ def run_local_cluster(program: str, noun: str, nodes: int, data_dir: str, second
                       read_states, web_port: int | None = None, web_host: str = "127.0.0.1",
                       make_view=None) -> None:
     """The whole `cluster` command of `program` (raft, kvraft: names the temporary state
-    directory). Picks `nodes` free local addresses; prints the --peers
-    value and where the state is (`data_dir`, or a new temporary directory, removed at exit);
-    starts each process (`node_command(i, peers, data_dir)` is its argv), printing "<noun> I
-    ADDRESS  pid P"; with a `web_port`, `make_view(addresses, processes, web_port, web_host)`
-    returns a view with a `url` (printed) and `close()` (an OSError there, such as a port
-    taken, ends the command with one error line and exit status 1); then prints each process's role and term as they change
-    (`read_states(addresses)` -> a Status with role and term, or a string saying why not)
-    until `seconds` (0: for ever) or Ctrl-C/SIGTERM. Always closes the view, stops every
-    process and says where the state was. Call it from the main thread."""
+    directory). Picks `nodes` free local addresses; prints the --peers value and where the
+    state is (`data_dir`, or a new temporary directory, removed at exit); starts each process
+    (`node_command(i, peers, data_dir)` is its argv), printing "<noun> I  ADDRESS  pid P";
+    with a `web_port`, `make_view(addresses, processes, web_port, web_host)` returns a view
+    with a `url` (printed) and `close()` (an OSError there, such as a port taken, ends the
+    command with one error line and exit status 1); then prints each process's role and term
+    as they change (`read_states(addresses)` -> per process a Status with role and term, or a
+    string saying why not) until `seconds` (0: for ever) or Ctrl-C/SIGTERM. Always closes the
+    view, stops every process and says where the state was. Call it from the main thread."""
     from raft.client import local_addresses
     temporary = not data_dir
     data_dir = data_dir or tempfile.mkdtemp(prefix=f"{program}-cluster-")
@@ -132,7 +134,7 @@ def run_local_cluster(program: str, noun: str, nodes: int, data_dir: str, second
         kept = ("a temporary directory, removed at exit; --data-dir keeps the state"
                 if temporary else "kept at exit")
         print(f"peers {peers}\nstate in {data_dir} ({kept})", flush=True)
-        processes = NodeProcesses(nodes, lambda i: node_command(i, peers, data_dir))
+        processes = NodeProcesses(nodes, lambda i: node_command(i, peers, data_dir), noun)
 
         def start_web():
             if web_port is None:

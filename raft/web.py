@@ -24,9 +24,10 @@ HTTP endpoints (bad requests get a 4xx and a JSON {"error": "one line"}):
     POST /submit  {"command": "..."} commit a command through whoever leads (raft.client)
 
 `processes` is the cluster's supervisor (raft.cluster.NodeProcesses, or anything alike):
-`states() -> [{"process": "alive" | "paused" | "killed", "pid": int | None}]` per node, and `control(node, action) -> message` for
-kill, restart, pause and resume, raising ControlRefused when the action does not fit the
-node's state (a 409). Both must be thread-safe: handler threads call them.
+`states() -> [{"process": "alive" | "paused" | "killed", "pid": int | None}]` per node, and
+`control(node, action) -> message` for kill, restart, pause and resume, raising
+ControlRefused when the action does not fit the node's state (a 409). Both must be
+thread-safe: handler threads call them.
 
 Threads (all end in close()):
     raft-web/poll-I    one per node: asks node I for Watch.view every POLL_SECONDS (its own rpc
@@ -165,10 +166,11 @@ class _Picture:
     """The state raft-web/picture owns (nothing else touches it)."""
 
     def __init__(self, addresses: list[str], history_frames: int, submit_hint: str,
-                 title: str) -> None:
+                 title: str, noun: str) -> None:
         self.addresses = addresses
         self.submit_hint = submit_hint
         self.title = title
+        self.noun = noun
         self.views: list[dict | None] = [None] * len(addresses)
         self.heard_at: list[float | None] = [None] * len(addresses)
         self.events: collections.deque = collections.deque(maxlen=4000)
@@ -187,7 +189,7 @@ class _Picture:
     def frame(self, processes: list[dict]) -> bytes:
         """The next frame, as JSON: seq, epoch_millis, nodes (node_picture), leader, events
         (those of the last EVENT_WINDOW_MILLIS, each with its "from" node), oldest_seq,
-        submit_hint, title."""
+        submit_hint, title, noun."""
         now = time.monotonic()
         now_millis = int(time.time() * 1000)
         nodes = []
@@ -211,6 +213,7 @@ class _Picture:
             oldest += 1
         body = json.dumps({"seq": seq, "epoch_millis": now_millis, "oldest_seq": oldest,
                            "submit_hint": self.submit_hint, "title": self.title,
+                           "noun": self.noun,
                            "nodes": nodes, "leader": frame_leader(nodes),
                            "events": events}).encode()
         self.frames.append((seq, body))
@@ -235,20 +238,22 @@ class WebView:
     def __init__(self, addresses: list[str], processes, port: int = 0,
                  host: str = "127.0.0.1", history_seconds: float = 180.0,
                  submit=None, submit_hint: str = "a command",
-                 title: str = "Raft cluster, live") -> None:
+                 title: str = "Raft cluster, live", noun: str = "node") -> None:
         """`submit(text) -> {"message": ...}` runs what the submit box sends, raising
         ControlRefused (a 409) when it cannot be done and BadRequest for text it does not take
-        (default: commit the text as one command, `submit_raft_command`); `title` heads the
+        (default: commit the text as one command, `submit_raft_command`); `noun` names one
+        process in messages and on the page ("node", "replica"); `title` heads the
         page (and names its tab)."""
         self.addresses = list(addresses)
         self._processes = processes
         self._submit = submit or (lambda text: submit_raft_command(self.addresses, text))
         self.submit_hint = submit_hint
+        self.noun = noun
         self._life = csp.Lifecycle()
         self._views = csp.Chan(len(addresses))
         self._requests = csp.Chan()
         self._picture = _Picture(self.addresses, max(int(history_seconds / FRAME_SECONDS), 1),
-                                 submit_hint, title)
+                                 submit_hint, title, noun)
         self._server = WebServer((host, port), _routes_for(self), "raft.web")
         self.port = self._server.server_address[1]
         self.url = f"http://{host}:{self.port}/"
@@ -351,11 +356,11 @@ class WebView:
             finally:
                 client.close()
         except rpc.RemoteError as exc:
-            raise ControlRefused(f"node {node_id} refused: {exc}") from None
+            raise ControlRefused(f"{self.noun} {node_id} refused: {exc}") from None
         except rpc.RPCError as exc:
-            raise ControlRefused(f"node {node_id} did not answer ({exc}); is it killed or "
-                                 "paused?") from None
-        return f"node {node_id} {'cut off from the others' if cut_off else 'healed'}"
+            raise ControlRefused(f"{self.noun} {node_id} did not answer ({exc}); is it killed "
+                                 "or paused?") from None
+        return f"{self.noun} {node_id} {'cut off from the others' if cut_off else 'healed'}"
 
     def submit(self, text: str) -> dict:
         """What the submit box sent, run by the `submit` function given (see __init__)."""

@@ -131,7 +131,7 @@ function show(frame, live) {
   const leader = $("leader");
   leader.dataset.leader = frame.leader === null ? "" : String(frame.leader);
   leader.textContent = frame.leader === null ? "no leader"
-    : `leader: node ${frame.leader}, term ${frame.nodes[frame.leader].status.term}`;
+    : `leader: ${frame.noun} ${frame.leader}, term ${frame.nodes[frame.leader].status.term}`;
 }
 
 function build(count) {

@@ -219,11 +219,14 @@ def test_cluster_web_puts_gets_and_kills_replica_processes_then_removes_its_stat
         assert status == 200, body
         leader = leader_of(frame)
         status, body = http(url + f"node/{leader}/kill", "POST")
-        assert status == 200 and "killed" in body["message"] and not pid_alive(pids[leader])
+        assert status == 200 and not pid_alive(pids[leader])
+        assert body["message"].startswith(f"replica {leader} killed"), body
+        assert frame["noun"] == "replica"
         frame = wait_for_frame(url, lambda f: f["leader"] not in (None, leader), "a new leader")
         follower = next(i for i in range(3) if i not in (leader, frame["leader"]))
         status, body = http(url + f"node/{follower}/cut", "POST")   # --allow-faults given
-        assert status == 200 and "cut off" in body["message"], body
+        assert status == 200 and body["message"] == f"replica {follower} cut off from the " \
+            "others", body
         wait_for_frame(url, lambda f: f["nodes"][follower]["cut_off"], "the follower cut off")
         status, body = http(url + f"node/{follower}/heal", "POST")
         assert status == 200 and "healed" in body["message"], body

@@ -26,7 +26,7 @@ from tests.processes import ROOT, http, read_until, stop
 DEADLINE_SECONDS = 30.0
 
 
-# ---- the pure pictures ----------------------------------------------------------------------------
+# ---- the pure pictures -------------------------------------------------------------------------
 
 @given(st.lists(st.one_of(st.tuples(st.just("write"), st.integers(0, 3)),
                           st.tuples(st.just("ack"), st.integers(0, 40)),
@@ -91,7 +91,7 @@ def test_the_tables_picture_names_each_connection_and_its_address():
     assert only["send"]["unacked"] == 1 and only["receive"]["expected"] == 21
 
 
-# ---- a client speaking LSP by hand ----------------------------------------------------------------
+# ---- a client speaking LSP by hand -------------------------------------------------------------
 
 class HandClient:
     """A bare UDP socket that connects to an LSP server and acks only when told to."""

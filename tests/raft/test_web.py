@@ -182,7 +182,7 @@ def test_frames_show_every_node_one_leader_and_its_rpcs(in_process_cluster):
     nodes, view = in_process_cluster
     frame = wait_for_frame(view.url, lambda f: leader_of(f) is not None, "one leader")
     leader = leader_of(frame)
-    assert frame["leader"] == leader and len(frame["nodes"]) == 3
+    assert frame["leader"] == leader and len(frame["nodes"]) == 3 and frame["noun"] == "node"
     status = frame["nodes"][leader]["status"]
     assert status["voted_for"] == leader and status["election_millis_left"] is None
     assert len(status["next_index"]) == len(status["match_index"]) == 3
