@@ -20,6 +20,7 @@ import typer
 
 import csp
 from csp.cli import log_events, run, serve_until_interrupted, stop_on_sigterm
+from raft import cluster_options
 
 app = typer.Typer(add_completion=False,
                   help="A linearizable key-value service on Raft (beyond the course: MIT "
@@ -82,18 +83,12 @@ def server(
 
 @app.command()
 def cluster(
-    nodes: int = typer.Option(3, "--nodes", min=1, max=15, help="How many replica processes."),
-    data_dir: str = typer.Option("", "--data-dir", help="Where the replicas keep their state, "
-                                 "kept at exit (default: a new temporary directory, removed "
-                                 "at exit)."),
-    seconds: float = typer.Option(0, "--seconds", min=0, help="Stop after this long "
-                                  "(0: until Ctrl-C)."),
-    web_port: Optional[int] = typer.Option(
-        None, "--web", min=0, max=65535, help="Also serve a live picture of the replicas' Raft "
-        "peers at http://WEB_HOST:WEB_PORT/ (0: any free port), with buttons to kill, pause, "
-        "restart and cut off replicas and a box for put, append and get."),
-    web_host: str = typer.Option("127.0.0.1", "--web-host", help="The address the --web page "
-                                 "listens on."),
+    nodes: int = cluster_options.nodes_option(3, "replica"),
+    data_dir: str = cluster_options.data_dir_option("replica"),
+    seconds: float = cluster_options.SECONDS_OPTION,
+    web_port: Optional[int] = cluster_options.web_option(
+        "kill, pause, restart and cut off replicas, and a box for put, append and get"),
+    web_host: str = cluster_options.WEB_HOST_OPTION,
     max_raft_state: int = typer.Option(1 << 20, "--max-raft-state", min=1, help="Each replica "
                                        "snapshots once its persisted Raft state exceeds this "
                                        "many bytes."),

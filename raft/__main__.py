@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from csp.cli import log_events, run, serve_until_interrupted, stop_on_sigterm
+from raft import cluster_options
 
 app = typer.Typer(add_completion=False,
                   help="P2: Raft nodes as processes over TCP, with files that survive crashes.")
@@ -77,18 +78,12 @@ def node(
 
 @app.command()
 def cluster(
-    nodes: int = typer.Option(5, "--nodes", min=1, max=15, help="How many node processes."),
-    data_dir: str = typer.Option("", "--data-dir", help="Where the nodes keep their state, "
-                                 "kept at exit (default: a new temporary directory, removed "
-                                 "at exit)."),
-    seconds: float = typer.Option(0, "--seconds", min=0, help="Stop after this long "
-                                  "(0: until Ctrl-C)."),
-    web_port: Optional[int] = typer.Option(
-        None, "--web", min=0, max=65535, help="Also serve a live picture of the cluster at "
-        "http://WEB_HOST:WEB_PORT/ (0: any free port), with buttons to kill, pause, restart "
-        "and cut off nodes and to submit commands."),
-    web_host: str = typer.Option("127.0.0.1", "--web-host", help="The address the --web page "
-                                 "listens on."),
+    nodes: int = cluster_options.nodes_option(5, "node"),
+    data_dir: str = cluster_options.data_dir_option("node"),
+    seconds: float = cluster_options.SECONDS_OPTION,
+    web_port: Optional[int] = cluster_options.web_option(
+        "kill, pause, restart and cut off nodes and to submit commands"),
+    web_host: str = cluster_options.WEB_HOST_OPTION,
 ) -> None:
     """Start a local cluster of node processes and print each node's term and role as they
     change. First it prints each node's id, address and PID (`kill -9 PID` crashes that node)

@@ -68,6 +68,7 @@ sys.path.insert(0, HERE)  # and kits.py, starter.py beside it
 import kits  # noqa: E402 - needs the path above
 import starter  # noqa: E402
 from csp.cli import StatusLine  # noqa: E402
+from tests.processes import marked_processes  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -358,22 +359,15 @@ def _ends_of(file) -> str:
 
 def kill_marked(marker: str) -> int:
     """SIGKILL every process of ours whose environment carries `marker` (a run's
-    descendants that left its process group: setsid, a double fork). Linux's /proc; returns
-    how many were found. Processes we may not read are not ours, and are left alone."""
-    needle = f"{MARKER_VARIABLE}={marker}".encode()
-    found = 0
-    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
+    descendants that left its process group: setsid, a double fork); returns how many were
+    found. Processes we may not read are not ours, and are left alone."""
+    found = marked_processes(MARKER_VARIABLE, marker)
+    for pid in found:
         try:
-            with open(f"/proc/{name}/environ", "rb") as environ:
-                if needle not in environ.read().split(b"\0"):
-                    continue
-            os.kill(int(name), signal.SIGKILL)
-            found += 1
-        except (OSError, ProcessLookupError):
-            continue
-    return found
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass   # gone meanwhile
+    return len(found)
 
 
 def run_contained(command: list[str], cwd: str, limits: Limits,

@@ -16,6 +16,7 @@ import time
 import pytest
 
 import csp
+from tests.processes import marked_processes
 
 # How long a test's threads may take to finish after the test body returns: close() joins what
 # it started, so this only absorbs threads already on their way out.
@@ -86,34 +87,15 @@ def pytest_configure(config) -> None:
     os.environ[SESSION_MARK_VARIABLE] = f"{os.getpid()}.{time.time_ns()}"
 
 
-def marked_processes(mark: str) -> dict[int, str]:
-    """Running processes (zombies excluded: their environment reads empty) whose environment
-    carries `mark`, but not this one: pid -> command line."""
-    wanted = f"{SESSION_MARK_VARIABLE}={mark}".encode()
-    found = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if wanted not in environ.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                found[int(entry)] = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:   # gone meanwhile, or not ours to read
-            continue
-    return found
-
-
 def pytest_sessionfinish(session, exitstatus) -> None:
     mark = os.environ.get(SESSION_MARK_VARIABLE)
     if not mark:
         return
     deadline = time.monotonic() + PROCESS_GRACE_SECONDS
-    left = marked_processes(mark)
+    left = marked_processes(SESSION_MARK_VARIABLE, mark)
     while left and time.monotonic() < deadline:
         time.sleep(0.2)   # processes on their way out: nothing to wait on but /proc
-        left = marked_processes(mark)
+        left = marked_processes(SESSION_MARK_VARIABLE, mark)
     if not left:
         return
     for pid in left:

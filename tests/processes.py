@@ -1,8 +1,10 @@
 """Command-line processes and their web pages, in tests that read what a command prints (its
 URL, its PIDs) while it keeps running: the repository root to run them from, reading stdout up
 to a line, stopping a process as Ctrl-C would, whether a PID is still there, and one HTTP
-request to a page. Shared by the command-line and web view tests (tests/raft, tests/kvraft,
-tests/lsp and tests/web_browser_support.py); every kit ships it.
+request to a page; and finding the processes whose environment carries a mark (how the test
+session and scripts/grade.py find what a run left behind, even after setsid or a double fork).
+Shared by the command-line and web view tests (tests/raft, tests/kvraft, tests/lsp and
+tests/web_browser_support.py), tests/conftest.py and scripts/grade.py; every kit ships it.
 
 Threads: none; the calling test's thread does everything.
 """
@@ -76,3 +78,23 @@ def http(url: str, method: str = "GET", payload=None) -> tuple[int, dict | str]:
     if headers.get("Content-Type", "").startswith("application/json"):
         return status, json.loads(body)
     return status, body.decode()
+
+
+def marked_processes(variable: str, value: str) -> dict[int, str]:
+    """Running processes other than this one whose environment holds `variable`=`value`:
+    pid -> command line. Linux's /proc (empty elsewhere). Zombies are not found (their
+    environment reads empty), nor processes we may not read (not ours)."""
+    wanted = f"{variable}={value}".encode()
+    found = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if wanted not in environ.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                found[int(entry)] = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:   # gone meanwhile, or not ours to read
+            continue
+    return found
