@@ -26,18 +26,10 @@ app = typer.Typer(add_completion=False,
                   help="A linearizable key-value service on Raft (beyond the course: MIT "
                        "6.5840's lab 4 shape).")
 
-PEERS = typer.Option(..., "--peers", help="Every replica's host:port, comma-separated, the "
-                     "same order everywhere.")
+PEERS = cluster_options.peers_option("replica")
 TIMEOUT = typer.Option(30.0, "--timeout", min=0.1, help="Give up after this many seconds "
                        "without an answer (exit status 1).")
-
-
-def _peers(text: str) -> list[str]:
-    from raft.client import parse_peers
-    try:
-        return parse_peers(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--peers")
+_peers = cluster_options.parse_peers_option
 
 
 @app.command()

@@ -22,16 +22,8 @@ from raft import cluster_options
 app = typer.Typer(add_completion=False,
                   help="P2: Raft nodes as processes over TCP, with files that survive crashes.")
 
-PEERS = typer.Option(..., "--peers", help="Every node's host:port, comma-separated, the same "
-                     "order everywhere.")
-
-
-def _peers(text: str) -> list[str]:
-    from raft.client import parse_peers
-    try:
-        return parse_peers(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--peers")
+PEERS = cluster_options.peers_option("node")
+_peers = cluster_options.parse_peers_option
 
 
 @app.command()

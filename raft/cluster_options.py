@@ -1,6 +1,7 @@
-"""The options the `cluster` commands of raft and kvraft both declare (--nodes, --data-dir,
---seconds, --web, --web-host), worded for the command's noun ("node", "replica"). A module of
-its own, with nothing but typer, so that a command line imports no more than it needs.
+"""The options the command lines of raft and kvraft both declare: --peers and its parsing
+(`peers_option`, `parse_peers_option`), and the `cluster` commands' --nodes, --data-dir,
+--seconds, --web, --web-host; worded for the command's noun ("node", "replica"). A module of
+its own, with little but typer, so that a command line imports no more than it needs.
 
 Threads: none.
 """
@@ -10,6 +11,21 @@ from __future__ import annotations
 import typer
 
 MAX_NODES = 15
+
+
+def peers_option(noun: str):
+    return typer.Option(..., "--peers", help=f"Every {noun}'s host:port, comma-separated, the "
+                        "same order everywhere.")
+
+
+def parse_peers_option(text: str) -> list[str]:
+    """--peers' addresses; a usage error (naming --peers) when `text` is not a list of
+    host:port."""
+    from raft.client import parse_peers
+    try:
+        return parse_peers(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--peers")
 
 
 def nodes_option(default: int, noun: str):
