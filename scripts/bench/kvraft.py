@@ -47,6 +47,7 @@ from kvraft.linearizability import check  # noqa: E402
 from kvraft.messages import StatusQuery  # noqa: E402
 from raft.client import local_addresses  # noqa: E402
 from _report import Report  # noqa: E402
+import _pysyncobj  # noqa: E402
 
 KEYS = 10
 VALUE = "v" * 16
@@ -221,9 +222,6 @@ def service_part(args, report: Report) -> float:
 
 # ---- PySyncObj, the baseline ----------------------------------------------------------------
 
-PYSYNCOBJ_WINDOW = 2000   # writes in flight from the measuring node
-
-
 def pysyncobj_node(index: int, ports: list[str], seconds: float, writers: int) -> int:
     """One PySyncObj replica of a ReplDict (a process of its own). Node 0 measures once the
     cluster has a leader and prints one JSON line; the others serve until killed."""
@@ -232,27 +230,14 @@ def pysyncobj_node(index: int, ports: list[str], seconds: float, writers: int) -
     from pysyncobj.batteries import ReplDict
 
     store = ReplDict()
-    addresses = [f"127.0.0.1:{port}" for port in ports]
-    node = SyncObj(addresses[index], [a for i, a in enumerate(addresses) if i != index],
+    node = SyncObj(*_pysyncobj.node_addresses(ports, index),
                    SyncObjConf(dynamicMembershipChange=False), consumers=[store])
-    print("ready", flush=True)
     if index != 0:
-        threading.Event().wait()
-    deadline = time.monotonic() + 30
-    while not (node._isReady() and node._getLeader() is not None):
-        if time.monotonic() > deadline:
-            print(json.dumps({"error": "no leader"}), flush=True)
-            return 1
-        time.sleep(0.05)
-    sequential = []
-    stop_at = time.monotonic() + min(seconds, 3.0)
-    while time.monotonic() < stop_at or len(sequential) < 5:
-        start = time.perf_counter()
-        try:
-            store.set("k", VALUE, sync=True, timeout=10)
-        except SyncObjException:   # not settled yet (no leader known to this node): again
-            continue
-        sequential.append(time.perf_counter() - start)
+        _pysyncobj.serve_forever()
+    if not _pysyncobj.wait_for_leader(node):
+        return 1
+    sequential = _pysyncobj.sequential_seconds(
+        lambda: store.set("k", VALUE, sync=True, timeout=10), seconds)
     # As many synchronous writers as our clerks: each waits for its write, as a clerk does.
     writes = [0] * writers
     stop_at = time.monotonic() + seconds
@@ -272,60 +257,21 @@ def pysyncobj_node(index: int, ports: list[str], seconds: float, writers: int) -
     for thread in threads:
         thread.join()
     synchronous_per_s = sum(writes) / (time.monotonic() - start)
-    window = threading.BoundedSemaphore(PYSYNCOBJ_WINDOW)
-    done = [0]
-
-    def committed(result, error) -> None:
-        done[0] += 1
-        window.release()
-
     rng = random.Random(0)
-    stop_at = time.monotonic() + seconds
-    start = time.monotonic()
-    while time.monotonic() < stop_at:
-        window.acquire()
-        store.set(f"k{rng.randrange(KEYS)}", VALUE, callback=committed)
-    for _ in range(PYSYNCOBJ_WINDOW):
-        window.acquire()
-    elapsed = time.monotonic() - start
+    pipelined = _pysyncobj.pipelined_per_s(
+        lambda callback: store.set(f"k{rng.randrange(KEYS)}", VALUE, callback=callback), seconds)
     print(json.dumps({"sequential_s": statistics.median(sequential),
                       "synchronous_writers_per_s": synchronous_per_s,
-                      "pipelined_per_s": done[0] / elapsed}), flush=True)
+                      "pipelined_per_s": pipelined}), flush=True)
     node.destroy()
     return 0
-
-
-def pysyncobj_figures(seconds: float, writers: int) -> dict:
-    import json
-    ports = [address.rsplit(":", 1)[1] for address in local_addresses(3)]
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--pysyncobj-node",
-                               str(i), "--ports", ",".join(ports), "--seconds", str(seconds),
-                               "--clerks", str(writers)],
-                              cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-                              stdout=subprocess.PIPE, text=True) for i in range(3)]
-    try:
-        for proc in procs:
-            proc.stdout.readline()   # "ready"
-        line = procs[0].stdout.readline()
-        return json.loads(line) if line else {"error": "node 0 printed nothing"}
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
 
 
 def pysyncobj_part(args, report: Report, ours: float) -> None:
     report.progress(f"PySyncObj ReplDict, 3 processes: sequential, then pipelined "
                     f"({args.seconds:g} s)")
-    try:
-        import pysyncobj  # noqa: F401
-    except ImportError:
-        report.figure("pysyncobj", "PySyncObj: not installed (pip install -r "
-                      "requirements-bench.txt); no ratio", ok=False, error="not installed")
-        return
-    theirs = pysyncobj_figures(args.seconds, args.clerks)
-    if "error" in theirs:
-        report.figure("pysyncobj", f"PySyncObj: {theirs['error']}", ok=False, **theirs)
+    theirs = _pysyncobj.measure(report, __file__, args.seconds, ["--clerks", str(args.clerks)])
+    if theirs is None:
         return
     ratio = ours / theirs["pipelined_per_s"]
     same_shape = ours / theirs["synchronous_writers_per_s"]
@@ -333,7 +279,7 @@ def pysyncobj_part(args, report: Report, ours: float) -> None:
                   f"{theirs['sequential_s'] * 1000:6.1f} ms/write; {args.clerks} synchronous "
                   f"writers {theirs['synchronous_writers_per_s']:>7,.0f} writes/s (ours with "
                   f"{args.clerks} clerks {ours:>7,.0f}/s: {same_shape:.1f}x); pipelined "
-                  f"(its best case, {PYSYNCOBJ_WINDOW} in flight from the writing node) "
+                  f"(its best case, {_pysyncobj.WINDOW} in flight from the writing node) "
                   f"{theirs['pipelined_per_s']:>8,.0f} writes/s: ours {ratio:.2f}x "
                   f"(target >= 1.0x) {'ok' if ratio >= 1 else 'MISSED'}. Its reads are local, "
                   f"not linearizable; ours are (ReadIndex).", ok=ratio >= 1,

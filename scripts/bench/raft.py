@@ -50,6 +50,7 @@ from raft import client as raft_client  # noqa: E402
 from raft.node import Submit  # noqa: E402
 from rpc import simnet  # noqa: E402
 from _report import Report  # noqa: E402
+import _pysyncobj  # noqa: E402
 
 
 class Cluster:
@@ -346,9 +347,6 @@ def tcp_part(args, report: Report) -> float:
 
 # ---- PySyncObj, the baseline --------------------------------------------------------------------
 
-PYSYNCOBJ_WINDOW = 2000   # commands in flight from the measuring node
-
-
 def pysyncobj_node(index: int, ports: list[str], seconds: float) -> int:
     """One PySyncObj replica of a counter (a process of its own). Node 0 measures once the
     cluster has a leader and prints one JSON line: sequential seconds per commit, pipelined
@@ -366,73 +364,25 @@ def pysyncobj_node(index: int, ports: list[str], seconds: float) -> int:
             self.value += amount
             return self.value
 
-    addresses = [f"127.0.0.1:{port}" for port in ports]
-    counter = Counter(addresses[index], [a for i, a in enumerate(addresses) if i != index])
-    print("ready", flush=True)
+    counter = Counter(*_pysyncobj.node_addresses(ports, index))
     if index != 0:
-        threading.Event().wait()
-    deadline = time.monotonic() + 30
-    while not (counter._isReady() and counter._getLeader() is not None):
-        if time.monotonic() > deadline:
-            print(json.dumps({"error": "no leader"}), flush=True)
-            return 1
-        time.sleep(0.05)
-    sequential = []
-    stop_at = time.monotonic() + min(seconds, 3.0)
-    while time.monotonic() < stop_at or len(sequential) < 5:
-        start = time.perf_counter()
-        counter.add(1, sync=True, timeout=10)
-        sequential.append(time.perf_counter() - start)
-    window = threading.BoundedSemaphore(PYSYNCOBJ_WINDOW)
-    done = [0]
-
-    def committed(result, error) -> None:
-        done[0] += 1
-        window.release()
-
-    stop_at = time.monotonic() + seconds
-    start = time.monotonic()
-    while time.monotonic() < stop_at:
-        window.acquire()
-        counter.add(1, callback=committed)
-    for _ in range(PYSYNCOBJ_WINDOW):
-        window.acquire()
-    elapsed = time.monotonic() - start
+        _pysyncobj.serve_forever()
+    if not _pysyncobj.wait_for_leader(counter):
+        return 1
+    sequential = _pysyncobj.sequential_seconds(lambda: counter.add(1, sync=True, timeout=10),
+                                               seconds)
+    pipelined = _pysyncobj.pipelined_per_s(lambda callback: counter.add(1, callback=callback),
+                                           seconds)
     print(json.dumps({"sequential_s": statistics.median(sequential),
-                      "pipelined_per_s": done[0] / elapsed}), flush=True)
+                      "pipelined_per_s": pipelined}), flush=True)
     counter.destroy()
     return 0
 
 
-def pysyncobj_figures(seconds: float) -> dict:
-    import json
-    ports = [address.rsplit(":", 1)[1] for address in raft_client.local_addresses(3)]
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--pysyncobj-node",
-                               str(i), "--ports", ",".join(ports), "--seconds", str(seconds)],
-                              cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-                              stdout=subprocess.PIPE, text=True) for i in range(3)]
-    try:
-        for proc in procs:
-            proc.stdout.readline()   # "ready"
-        line = procs[0].stdout.readline()
-        return json.loads(line) if line else {"error": "node 0 printed nothing"}
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-
-
 def pysyncobj_part(args, report: Report, ours: float) -> None:
     report.progress(f"PySyncObj, 3 processes: sequential, then pipelined ({args.seconds:g} s)")
-    try:
-        import pysyncobj  # noqa: F401
-    except ImportError:
-        report.figure("pysyncobj", "PySyncObj: not installed (pip install -r "
-                      "requirements-bench.txt); no ratio", ok=False, error="not installed")
-        return
-    theirs = pysyncobj_figures(args.seconds)
-    if "error" in theirs:
-        report.figure("pysyncobj", f"PySyncObj: {theirs['error']}", ok=False, **theirs)
+    theirs = _pysyncobj.measure(report, __file__, args.seconds)
+    if theirs is None:
         return
     ratio = ours / theirs["pipelined_per_s"]
     report.figure("pysyncobj", f"PySyncObj, 3 processes: sequential commit "
