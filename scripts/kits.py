@@ -46,7 +46,8 @@ class Kit:
 
 # Files every kit ships as they are, whatever the project.
 COMMON_STAFF = ("pytest.ini", "requirements.txt", "tests/__init__.py", "tests/conftest.py",
-                "tests/source_scan.py", "tests/processes.py", "tests/web_browser_support.py",
+                "tests/source_scan.py", "tests/processes.py", "tests/waiting.py",
+                "tests/web_browser_support.py",
                 "scripts/_setup.sh", "scripts/test")
 
 KITS: dict[str, Kit] = {

@@ -16,11 +16,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.processes import ROOT, pid_alive, read_until, stop
+from tests.waiting import wait_until
 
 selenium = pytest.importorskip("selenium", reason="the browser tests need Selenium "
                                "(pip install -r requirements.txt)")
@@ -91,18 +91,6 @@ class Page:
         wait_until(lambda: done_words in self.message(), f"{command!r} done: {done_words!r}",
                    START_SECONDS)
         return self.message()
-
-
-def wait_until(holds, what: str, seconds: float):
-    """Poll `holds()` until it is truthy (returning its value); fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = holds()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what}")
-        time.sleep(0.05)   # polling the page's DOM: nothing to wait on
 
 
 @contextlib.contextmanager

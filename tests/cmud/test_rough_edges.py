@@ -8,7 +8,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from hypothesis import given, strategies as st
@@ -20,6 +19,7 @@ from cmud.client import Client, NotAQueryActor, RoundRobinRouter
 from cmud.server import MAX_PORT, new_server, port_range_problem
 from cmud.status import query_status
 from tests.cmud.harness import PORTS
+from tests.waiting import wait_until
 
 WIDE = {**os.environ, "COLUMNS": "300"}   # typer's error box unwrapped, for the asserts
 
@@ -27,15 +27,6 @@ WIDE = {**os.environ, "COLUMNS": "300"}   # typer's error box unwrapped, for the
 def cmud(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cmud", *args], input=stdin,
                           capture_output=True, text=True, timeout=60, env=WIDE)
-
-
-def wait_until(condition, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        csp.after(0.02).recv()
-    return True
 
 
 # ---- the port range ------------------------------------------------------------------------------
@@ -171,22 +162,22 @@ def test_a_server_whose_peer_is_down_says_so_once_and_once_when_it_is_back(caplo
         reader = Client(RoundRobinRouter(peer.query_addrs))
         try:   # the link works: a Put crosses it
             writer.put("k", "v")
-            assert wait_until(lambda: reader.get("k") == ("v", True)), "the Put never crossed"
+            wait_until(lambda: reader.get("k") == ("v", True), "the Put crossing the link")
         finally:
             writer.close()
             reader.close()
         assert lines("are dropped:") == []
         peer.close()
-        assert wait_until(lambda: lines("are dropped:")), "the lost peer was never reported"
+        wait_until(lambda: lines("are dropped:"), "the lost peer reported")
         csp.after(2.0).recv()   # a window of heartbeats (2 a second) that all fail
         assert len(lines("are dropped:")) == 1, lines("are dropped:")
 
         peer_again, _ = new_server(peer_port, 1, [])   # the same ports, the same sync actor
-        assert wait_until(lambda: lines("get through again")), "the return was never reported"
+        wait_until(lambda: lines("get through again"), "the return reported")
         csp.after(1.0).recv()
         assert len(lines("get through again")) == 1 and len(lines("are dropped:")) == 1
         peer_again.close()
-        assert wait_until(lambda: len(lines("are dropped:")) == 2), "the second outage was not said"
+        wait_until(lambda: len(lines("are dropped:")) == 2, "the second outage said")
         csp.after(1.0).recv()
         assert len(lines("are dropped:")) == 2 and len(lines("get through again")) == 1
     finally:
@@ -207,7 +198,7 @@ def test_a_handler_set_with_on_error_still_gets_every_lost_batch():
     try:
         for i in range(3):
             system.tell(actor.ActorRef(dead, 0), i)
-            assert wait_until(lambda: len(errors) > i), f"tell {i} was not reported"
+            wait_until(lambda: len(errors) > i, f"tell {i} reported")
         assert len(errors) == 3 and all(isinstance(e, rpc.ConnectionLost) for e in errors)
     finally:
         system.close()

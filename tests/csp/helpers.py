@@ -10,6 +10,7 @@ import threading
 import time
 
 import csp
+from tests.waiting import wait_until
 
 POLL_SECONDS = 0.001
 
@@ -40,15 +41,6 @@ def nothing_within(ch, seconds: float, what: str = "nothing") -> None:
     assert index == 1, f"expected {what} on {ch!r} for {seconds}s, got {(value, ok)!r}"
 
 
-def wait_until(predicate, seconds: float = 5.0, what: str = "condition") -> None:
-    """Poll `predicate` (with tiny sleeps) until it holds; fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(POLL_SECONDS)
-
-
 def waiting(ch, kind: str) -> int:
     """Number of live (not yet fired) waiters in `ch`'s receive or send queue."""
     queue = ch._recvq if kind == "recv" else ch._sendq
@@ -58,8 +50,9 @@ def waiting(ch, kind: str) -> int:
 def wait_blocked(ch, kind: str, count: int = 1, seconds: float = 5.0) -> None:
     """Wait until at least `count` threads are parked on `ch` as `kind` ('recv' or 'send')."""
     assert kind in ("recv", "send"), kind
-    wait_until(lambda: waiting(ch, kind) >= count, seconds,
-               f"{count} blocked {kind}er(s) on {ch!r} (have {waiting(ch, kind)})")
+    wait_until(lambda: waiting(ch, kind) >= count, f"{count} blocked {kind}er(s) on {ch!r}",
+               seconds, describe=lambda: f"{waiting(ch, kind)} blocked",
+               poll_seconds=POLL_SECONDS)
 
 
 def join_all(threads, seconds: float = 10.0) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 import csp
 import csp.timers
+from tests.waiting import wait_until
 
 EARLY = 0.01   # how much earlier than its deadline a delivery may be seen (clock granularity)
 LATE = 1.0     # how much later than its deadline a delivery must have arrived
@@ -59,16 +60,6 @@ def assert_empty_now(ch: csp.Chan) -> None:
 def drain(ch: csp.Chan) -> None:
     while csp.select(csp.Recv(ch), default=True)[0] == 0:
         pass
-
-
-def wait_until(predicate, timeout: float = 3.0) -> bool:
-    """Test-side polling (the runtime itself must not poll; a test may)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def scheduler_threads() -> list[threading.Thread]:
@@ -368,7 +359,7 @@ def test_timer_reset_after_stop_returns_false_and_fires():
 
 def test_timer_stop_and_reset_do_not_drain_channel():
     timer = csp.Timer(0.01)
-    assert wait_until(lambda: len(timer.c) == 1), "the timer never fired"
+    wait_until(lambda: len(timer.c) == 1, "the timer firing", poll_seconds=0.005)
     assert timer.stop() is False
     assert len(timer.c) == 1, "stop drained the channel"
     assert timer.reset(10.0) is False

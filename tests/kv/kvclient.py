@@ -17,7 +17,6 @@ import csp
 
 HOST = "127.0.0.1"
 DEFAULT_WAIT = 5.0        # seconds: anything the server must do "now" happens well within this
-POLL_SECONDS = 0.005      # sleep between two looks at a condition we are waiting for
 
 
 class LineClient:
@@ -162,18 +161,6 @@ def _show(data: bytes, limit: int = 120) -> str:
     if len(data) <= limit:
         return repr(data)
     return f"{data[:limit]!r}... ({len(data)} bytes)"
-
-
-def wait_until(predicate, timeout: float = DEFAULT_WAIT, what: str = "a condition",
-               describe=None) -> None:
-    """Poll `predicate()` with short sleeps until it is true; fail after `timeout` seconds,
-    saying `what` we waited for and, if given, `describe()` (the state last seen)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            seen = f"; last seen: {describe()}" if describe is not None else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{seen}")
-        time.sleep(POLL_SECONDS)
 
 
 def call_within(fn, *args, timeout: float = DEFAULT_WAIT, what: str | None = None):

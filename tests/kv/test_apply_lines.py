@@ -14,7 +14,8 @@ from hypothesis import given, settings, strategies as st
 from kv import KeyValueServer, KVStore
 from kv import server as kv_server
 from kv.protocol import GET, PUT, DELETE, BadRequest, LineSplitter, parse_request
-from tests.kv.kvclient import close_server_within, wait_until
+from tests.kv.kvclient import close_server_within
+from tests.waiting import wait_until
 
 WAIT_SECONDS = 20.0
 
@@ -93,8 +94,8 @@ def test_a_client_that_sends_and_closes_at_once_has_every_request_applied():
             client = socket.create_connection(("127.0.0.1", server.port))
             client.sendall(b"".join(b"Put:k%d:%d\n" % (round_number, i) for i in range(200)))
             client.close()
-        wait_until(lambda: server.count_dropped() == 20, WAIT_SECONDS,
-                   what="every client counted as disconnected")
+        wait_until(lambda: server.count_dropped() == 20, "every client counted as "
+                   "disconnected", WAIT_SECONDS)
         for round_number in range(20):
             assert store.get(f"k{round_number}") == [b"%d" % i for i in range(200)]
     finally:

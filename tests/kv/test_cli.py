@@ -16,7 +16,8 @@ import time
 import pytest
 
 from kv import KeyValueServer, KVStore
-from tests.kv.kvclient import close_server_within, wait_until
+from tests.kv.kvclient import close_server_within
+from tests.waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEADLINE_SECONDS = 30   # a process start on a loaded machine included
@@ -89,8 +90,8 @@ def test_client_says_where_it_connected_and_ends_normally_with_every_reply(serve
     assert returncode == 0, err
     assert out == "fruit:apple\nfruit:pear\n"
     assert err == ""
-    wait_until(lambda: server.count_dropped() == 1, DEADLINE_SECONDS,
-               what="the server to count the client as disconnected")
+    wait_until(lambda: server.count_dropped() == 1, "the server counting the client as "
+               "disconnected", DEADLINE_SECONDS)
 
 
 def test_client_notices_at_once_that_the_server_closed_while_nobody_types(server):

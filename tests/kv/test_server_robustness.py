@@ -14,8 +14,8 @@ import pytest
 
 from kv import KeyValueServer, KVStore
 from kv.protocol import MAX_LINE_BYTES
-from tests.kv.kvclient import (DEFAULT_WAIT, LineClient, call_within, close_server_within,
-                               wait_until)
+from tests.kv.kvclient import DEFAULT_WAIT, LineClient, call_within, close_server_within
+from tests.waiting import wait_until
 
 FAST_ROUND_TRIP = 2.0       # seconds: a Put+Get round trip that takes longer is "slowed"
 CLOSE_WITHIN = 5.0          # seconds: close() with clients connected must return by then
@@ -57,7 +57,7 @@ def wait_counts(server, active: int, dropped: int, timeout: float = DEFAULT_WAIT
         seen[:] = [counts(server)]
         return seen[0] == (active, dropped)
 
-    wait_until(reached, timeout, what=f"(count_active, count_dropped) == ({active}, {dropped})",
+    wait_until(reached, f"(count_active, count_dropped) == ({active}, {dropped})", timeout,
                describe=lambda: seen[0] if seen else None)
 
 
@@ -275,8 +275,7 @@ def test_reset_while_the_server_is_writing_counts_once(kv):
     value = random_value(rng, 256 * 1024)
     victim.send(b"Put:v:" + value + b"\n" + b"Get:v\n" * 200)
     # The server is writing to the victim once its replies show up in our receive queue.
-    wait_until(lambda: victim.kernel_unread() > 0, what="the server to start writing to the "
-               "victim")
+    wait_until(lambda: victim.kernel_unread() > 0, "the server writing to the victim")
     victim.reset()
     wait_counts(kv.server, 1, 1)
     other.round_trip("other", b"fine")
@@ -298,8 +297,8 @@ def fill_queue_of(slow: LineClient, observer: LineClient, rng: random.Random) ->
     until the server has handled every one of those requests. Returns the Gets sent."""
     value = random_value(rng, SLOW_VALUE_BYTES)
     slow.send(b"Put:slow:" + value + b"\n" + b"Get:slow\n" * SLOW_GETS + b"Put:slow-sent:1\n")
-    wait_until(lambda: seen_by(observer, "slow-sent"), timeout=15,
-               what="the server to handle the slow client's Gets")
+    wait_until(lambda: seen_by(observer, "slow-sent"), "the server handling the slow client's "
+               "Gets")
     return SLOW_GETS
 
 

@@ -25,6 +25,7 @@ from kvraft.messages import (ERR_BAD_REQUEST, ERR_WRONG_LEADER, OK, GetArgs, Get
                              PutAppendArgs, StatusQuery)
 from raft.client import local_addresses
 from raft.messages import LogEntry
+from tests.waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEADLINE_SECONDS = 60   # process starts and elections on a loaded machine included
@@ -295,17 +296,26 @@ def test_kill_9_the_leader_and_restart_it_while_clerks_run(cluster):
     Clerk_.close()
     done = csp.Chan()
     wait = run_clerks(c.addresses, recorder, 4, done)
+
+    def returned() -> int:
+        return sum(op.returned for op in recorder.operations())
+
+    def more_returned(count: int, when: str) -> None:
+        floor = returned() + count
+        wait_until(lambda: returned() >= floor, f"{count} more operations {when}", 60,
+                   describe=returned)
+
     for _ in range(2):
-        csp.after(1.0).recv()
+        more_returned(8, "before the kill")
         victim = c.leader()
         c.kill(victim)
-        csp.after(1.5).recv()
+        csp.after(1.5).recv()   # the clerks go on while it is down (pacing only)
         c.start(victim)
-    csp.after(1.0).recv()
+    more_returned(8, "after the restarts")
     done.close()
     wait()
     operations = recorder.operations()
-    assert sum(op.returned for op in operations) > 20
+    assert sum(op.returned for op in operations) >= 24
     assert_linearizable(operations)
 
 

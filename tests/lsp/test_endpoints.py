@@ -15,6 +15,7 @@ import csp
 import lsp
 from lsp import lspnet
 from lsp.message import MsgType, data_message, decode, encode, new_ack, new_connect
+from tests.waiting import wait_until
 
 FAST = lsp.Params(epoch_limit=5, epoch_millis=100, window_size=4, max_unacked_messages=4)
 
@@ -292,7 +293,8 @@ def test_read_never_returns_data_of_a_connection_closed_while_its_data_waited():
     try:
         for i in range(3):
             closed.write(b"unread %d" % i)
-        time.sleep(0.5)   # the data arrives; nobody reads it, one waits in the channel
+        # The data arrives; nobody reads it: one waits in the channel, two in the table.
+        wait_until(lambda: server.picture()["reads_queued"] == 2, "the data arrived, unread")
         server.close_conn(closed.conn_id())
         other = lsp.new_client(f"127.0.0.1:{server.port}", 0, FAST)
         other.write(b"after")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -17,6 +16,7 @@ import lsp
 from miner import bitcoin
 from miner.scheduler import Answer, Dispatch, Scheduler
 from miner.server import CloseConn, MinerServer, ServerRules
+from tests.waiting import wait_until
 
 
 def small_rules():
@@ -213,13 +213,6 @@ RulesMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=
 test_rules_state_machine = RulesMachine.TestCase
 
 
-def wait_until(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        csp.after(0.02).recv()
-
-
 def test_live_clients_finish_and_miners_leave_and_the_server_keeps_nothing(caplog):
     caplog.set_level(logging.INFO, logger="miner")
     params = lsp.Params(epoch_limit=5, epoch_millis=50, window_size=4, max_unacked_messages=4)
@@ -266,7 +259,7 @@ def test_live_clients_finish_and_miners_leave_and_the_server_keeps_nothing(caplo
         for thread in mining:
             thread.join(10)
         rules = server._rules   # owned by the server's loop: only polled here, while it idles
-        wait_until(lambda: rules.connections == 0, 15, "every client and miner forgotten")
+        wait_until(lambda: rules.connections == 0, "every client and miner forgotten")
         assert_empty(rules)
         lines = [r.getMessage() for r in caplog.records]
         for conn_id in client_ids:
